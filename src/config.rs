@@ -1,0 +1,299 @@
+//! Settings and how they are layered: built-in defaults < TOML file
+//! (`--config FILE` or `HANDOFF_CONFIG`) < environment (`HANDOFF__SECTION__KEY`)
+//! < command-line flags.
+//!
+//! Unknown keys and bad values are errors that name the key and the value;
+//! the caller maps them to exit status 78 (EX_CONFIG).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::duration;
+
+/// Prefix of the environment variables that override settings:
+/// `HANDOFF__SERVER__WORKERS=4` sets `server.workers`.
+pub const ENV_PREFIX: &str = "HANDOFF";
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_FILE_ENV: &str = "HANDOFF_CONFIG";
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+    pub handoff: HandoffSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Addresses bound when systemd passes no sockets: `host:port` or a unix
+    /// socket path (anything containing a `/`).
+    pub listen: Vec<String>,
+    /// Worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// listen(2) backlog for sockets handoff binds itself (systemd's own
+    /// sockets use the unit's `Backlog=`).
+    pub backlog: u32,
+    /// Concurrent connections per worker before accept pauses.
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    /// Idle time after which a keep-alive connection is closed; 0 disables keep-alive.
+    #[serde(with = "duration")]
+    pub keep_alive: Duration,
+    /// Time a client has to send the request head (headers).
+    #[serde(with = "duration")]
+    pub client_header_timeout: Duration,
+    /// Time a client has to send the request body, from the end of the head.
+    #[serde(with = "duration")]
+    pub client_body_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest sleep `GET /delay/{ms}` accepts.
+    #[serde(with = "duration")]
+    pub max_delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter: `info`, `debug`, `handoff=debug,actix_server=warn`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The journal under systemd (`JOURNAL_STREAM`), human-readable text otherwise.
+    Auto,
+    Text,
+    Json,
+    Journald,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffSettings {
+    /// How long a new process may take to report ready during a reload
+    /// before it is stopped and the old process keeps serving.
+    #[serde(with = "duration")]
+    pub ready_timeout: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: vec!["127.0.0.1:8080".to_owned()],
+            workers: 0,
+            backlog: 1024,
+            max_connections: 25_000,
+            drain_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
+            client_header_timeout: Duration::from_secs(5),
+            client_body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024,
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self {
+            ready_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the command line contributes to the settings.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Vec<String>,
+}
+
+/// A configuration that cannot be used; the message names key and value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{key} = {value:?}: {reason}")]
+    Value {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads the layered settings: defaults, then the file named by
+    /// `--config` or `HANDOFF_CONFIG`, then `HANDOFF__*` variables, then flags.
+    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os(CONFIG_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let file = overrides.config_file.clone().or(env_file);
+        Self::load_from(file.as_deref(), std::env::vars(), overrides)
+    }
+
+    /// Like [`Settings::load`], with the file and the environment given
+    /// explicitly so tests need not touch the process environment.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let defaults = Config::try_from(&Settings::default())
+            .map_err(|e| ConfigError::Invalid(format!("built-in defaults: {e}")))?;
+        let mut builder = Config::builder().add_source(defaults);
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            // Parse once with toml ourselves: its errors carry line and column.
+            toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        }
+
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.listen")
+                .source(Some(env)),
+        );
+
+        if !overrides.listen.is_empty() {
+            builder = builder
+                .set_override("server.listen", overrides.listen.clone())
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let settings: Settings = merged
+            .try_deserialize()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot: ranges and the syntax of strings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, value: &dyn fmt::Display, reason: &str| {
+            Err(ConfigError::Value {
+                key,
+                value: value.to_string(),
+                reason: reason.to_owned(),
+            })
+        };
+        let s = &self.server;
+        if s.listen.is_empty() {
+            return bad(
+                "server.listen",
+                &"[]",
+                "at least one address is needed when systemd passes no sockets",
+            );
+        }
+        for addr in &s.listen {
+            if let Err(reason) = crate::listeners::ListenAddr::parse(addr) {
+                return bad("server.listen", addr, &reason);
+            }
+        }
+        if s.workers > 1024 {
+            return bad(
+                "server.workers",
+                &s.workers,
+                "must be 0 (one per CPU) to 1024",
+            );
+        }
+        if s.backlog == 0 || s.backlog > 65_535 {
+            return bad("server.backlog", &s.backlog, "must be 1 to 65535");
+        }
+        if s.max_connections == 0 {
+            return bad("server.max_connections", &0, "must be at least 1");
+        }
+        if s.drain_timeout.is_zero() || s.drain_timeout > Duration::from_secs(3600) {
+            return bad(
+                "server.drain_timeout",
+                &duration::display(s.drain_timeout),
+                "must be more than 0s and at most 1h",
+            );
+        }
+        if s.client_header_timeout.is_zero() {
+            return bad(
+                "server.client_header_timeout",
+                &"0s",
+                "must be more than 0s, or slow clients hold connections forever",
+            );
+        }
+        if s.client_body_timeout.is_zero() {
+            return bad("server.client_body_timeout", &"0s", "must be more than 0s");
+        }
+        if self.limits.max_body_bytes == 0 {
+            return bad("limits.max_body_bytes", &0, "must be at least 1");
+        }
+        if self.limits.max_delay > Duration::from_secs(3600) {
+            return bad(
+                "limits.max_delay",
+                &duration::display(self.limits.max_delay),
+                "must be at most 1h",
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            return bad("log.level", &self.log.level, &e.to_string());
+        }
+        if self.handoff.ready_timeout.is_zero() {
+            return bad("handoff.ready_timeout", &"0s", "must be more than 0s");
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, for `handoff check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("settings always serialize to TOML")
+    }
+}

@@ -1,0 +1,566 @@
+//! Where the listening sockets come from: inherited from systemd (or from the
+//! previous handoff process during a reload) by the `LISTEN_FDS` protocol, or
+//! bound from the configured addresses when nothing was passed.
+//!
+//! The environment is validated here before `listenfd` takes the fds: listenfd
+//! silently ignores a malformed `LISTEN_FDS`, does not know `LISTEN_FDNAMES`
+//! and does not check that a socket is listening, and each of those deserves a
+//! clear startup error naming the fd rather than a server that never answers.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io;
+use std::net::{TcpListener, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, SockRef, Socket, Type};
+
+/// First fd of the passed sockets, fixed by the protocol.
+pub const SD_LISTEN_FDS_START: RawFd = 3;
+/// The fd name handoff serves HTTP on (`FileDescriptorName=http`).
+pub const HTTP_FD_NAME: &str = "http";
+
+pub const LISTEN_FDS: &str = "LISTEN_FDS";
+pub const LISTEN_PID: &str = "LISTEN_PID";
+pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
+
+/// A configured address: `host:port` or a unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// Anything with a `/` is a unix socket path (`./app.sock`, `/run/x.sock`);
+    /// everything else must be `host:port`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.contains('/') {
+            return Ok(Self::Unix(PathBuf::from(text)));
+        }
+        let Some((host, port)) = text.rsplit_once(':') else {
+            return Err("expected host:port (e.g. 127.0.0.1:8080, [::]:8080) \
+                 or a unix socket path containing '/'"
+                .to_owned());
+        };
+        if host.is_empty() {
+            return Err("host is empty; use 0.0.0.0:PORT or [::]:PORT for all addresses".into());
+        }
+        port.parse::<u16>()
+            .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))?;
+        Ok(Self::Tcp(text.to_owned()))
+    }
+}
+
+/// A listening socket of either kind, ready to hand to the HTTP server.
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Self::Tcp(l) => l.as_fd(),
+            Self::Unix(l) => l.as_fd(),
+        }
+    }
+
+    /// The local address, for logs: `127.0.0.1:8080` or `unix:/run/x.sock`.
+    pub fn local_addr(&self) -> String {
+        match self {
+            Self::Tcp(l) => l
+                .local_addr()
+                .map_or_else(|e| format!("tcp:?({e})"), |a| a.to_string()),
+            Self::Unix(l) => match l.local_addr() {
+                Ok(a) => match a.as_pathname() {
+                    Some(p) => format!("unix:{}", p.display()),
+                    None => "unix:(unnamed)".to_owned(),
+                },
+                Err(e) => format!("unix:?({e})"),
+            },
+        }
+    }
+
+    pub fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            Self::Tcp(l) => Self::Tcp(l.try_clone()?),
+            Self::Unix(l) => Self::Unix(l.try_clone()?),
+        })
+    }
+}
+
+/// Where a listener came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Passed at `fd` by systemd or by the previous process, under `name`.
+    Inherited { fd: RawFd, name: String },
+    /// Bound by this process from the configuration.
+    Bound,
+}
+
+/// A listener and where it came from; the name travels with it on a hand-off.
+#[derive(Debug)]
+pub struct Taken {
+    pub listener: Listener,
+    pub origin: Origin,
+}
+
+impl Taken {
+    /// The `LISTEN_FDNAMES` entry to pass on in a hand-off.
+    pub fn fd_name(&self) -> &str {
+        match &self.origin {
+            Origin::Inherited { name, .. } => name,
+            Origin::Bound => HTTP_FD_NAME,
+        }
+    }
+}
+
+impl fmt::Display for Taken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Inherited { fd, name } => write!(
+                f,
+                "{} (fd {fd}, name {name:?}, inherited)",
+                self.listener.local_addr()
+            ),
+            Origin::Bound => write!(f, "{} (bound)", self.listener.local_addr()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("{var}={value:?}: {reason}")]
+    Environment {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("fd {fd} (name {name:?}): {reason}")]
+    Fd {
+        fd: RawFd,
+        name: String,
+        reason: String,
+    },
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: String, reason: String },
+}
+
+impl ListenError {
+    /// True when the fault is in what we were given (the environment), false
+    /// when binding a configured address failed.
+    pub fn is_environment(&self) -> bool {
+        !matches!(self, Self::Bind { .. })
+    }
+}
+
+/// Names handoff knows how to serve. An fd with any other name is a unit
+/// that expects a service handoff does not provide: refuse to start.
+fn is_served_name(name: &str) -> bool {
+    // "http": what our units set with FileDescriptorName=.
+    // "unknown": sd_listen_fds_with_names(3)'s placeholder for unnamed fds.
+    // "<unit>.socket": systemd's default name when FileDescriptorName= is unset.
+    name == HTTP_FD_NAME || name == "unknown" || name.ends_with(".socket")
+}
+
+/// The parsed, validated socket-activation variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Activation {
+    count: usize,
+    names: Vec<String>,
+}
+
+/// Reads `LISTEN_FDS`, `LISTEN_PID` and `LISTEN_FDNAMES` from `get`.
+/// `Ok(None)`: nothing passed, or passed to another process.
+fn parse_activation(
+    get: impl Fn(&str) -> Option<String>,
+    my_pid: u32,
+) -> Result<Option<Activation>, ListenError> {
+    let Some(fds) = get(LISTEN_FDS) else {
+        return Ok(None);
+    };
+    let count: usize = fds.trim().parse().map_err(|_| ListenError::Environment {
+        var: LISTEN_FDS,
+        value: fds.clone(),
+        reason: "not a whole number of file descriptors".to_owned(),
+    })?;
+    if count > 1024 {
+        return Err(ListenError::Environment {
+            var: LISTEN_FDS,
+            value: fds,
+            reason: "more than 1024 file descriptors is not a plausible socket set".to_owned(),
+        });
+    }
+    // systemd's rule: the variables are for the process whose pid they name.
+    // An absent LISTEN_PID is accepted, as listenfd and systemfd do.
+    if let Some(pid) = get(LISTEN_PID).filter(|p| !p.is_empty()) {
+        let pid: u32 = pid.trim().parse().map_err(|_| ListenError::Environment {
+            var: LISTEN_PID,
+            value: pid.clone(),
+            reason: "not a process id".to_owned(),
+        })?;
+        if pid != my_pid {
+            tracing::info!(
+                listen_pid = pid,
+                pid = my_pid,
+                "LISTEN_FDS is addressed to another process; ignoring it"
+            );
+            return Ok(None);
+        }
+    }
+    if count == 0 {
+        return Ok(None);
+    }
+    let names = match get(LISTEN_FDNAMES) {
+        None => vec![HTTP_FD_NAME.to_owned(); count],
+        Some(text) => {
+            let names: Vec<String> = text.split(':').map(str::to_owned).collect();
+            if names.len() != count {
+                return Err(ListenError::Environment {
+                    var: LISTEN_FDNAMES,
+                    value: text,
+                    reason: format!("{} names for LISTEN_FDS={count}", names.len()),
+                });
+            }
+            names
+        }
+    };
+    Ok(Some(Activation { count, names }))
+}
+
+/// Checks that `fd` is an open, listening stream socket of a family handoff
+/// serves, and returns that family.
+fn check_listening_stream(fd: RawFd, name: &str) -> Result<Domain, ListenError> {
+    let fail = |reason: String| ListenError::Fd {
+        fd,
+        name: name.to_owned(),
+        reason,
+    };
+    // SAFETY: fstat only writes into the zeroed struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(fail(format!("not an open file descriptor ({err})")));
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(fail("not a socket".to_owned()));
+    }
+    // SAFETY: fstat just proved the fd is open; it stays open (we do not close
+    // it here) for the life of the borrow, which ends with this function.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sock = SockRef::from(&borrowed);
+    let ty = sock
+        .r#type()
+        .map_err(|e| fail(format!("cannot read socket type ({e})")))?;
+    if ty != Type::STREAM {
+        return Err(fail(
+            "not a stream socket (datagram sockets are not served)".to_owned(),
+        ));
+    }
+    let listening = sock
+        .is_listener()
+        .map_err(|e| fail(format!("cannot read SO_ACCEPTCONN ({e})")))?;
+    if !listening {
+        return Err(fail(
+            "a stream socket that is not listening (a unit with Accept=yes passes \
+             connections; handoff needs Accept=no)"
+                .to_owned(),
+        ));
+    }
+    let domain = sock
+        .domain()
+        .map_err(|e| fail(format!("cannot read socket family ({e})")))?;
+    if domain != Domain::IPV4 && domain != Domain::IPV6 && domain != Domain::UNIX {
+        return Err(fail(format!("unsupported socket family {domain:?}")));
+    }
+    Ok(domain)
+}
+
+/// Takes the sockets passed by the `LISTEN_FDS` protocol, validating each, and
+/// removes the variables so that child processes do not inherit them.
+///
+/// Must run before any other thread exists: it modifies the environment.
+pub fn take_inherited() -> Result<Option<Vec<Taken>>, ListenError> {
+    let activation = parse_activation(|k| std::env::var(k).ok(), std::process::id());
+    let activation = match activation {
+        Ok(Some(a)) => a,
+        other => {
+            remove_activation_env();
+            return other.map(|_| None);
+        }
+    };
+
+    let mut domains = Vec::with_capacity(activation.count);
+    for (i, name) in activation.names.iter().enumerate() {
+        let fd = SD_LISTEN_FDS_START + i as RawFd;
+        if !is_served_name(name) {
+            remove_activation_env();
+            return Err(ListenError::Fd {
+                fd,
+                name: name.clone(),
+                reason: format!(
+                    "no listener of handoff uses this name; name the socket \
+                     FileDescriptorName={HTTP_FD_NAME} (or leave it unset)"
+                ),
+            });
+        }
+        match check_listening_stream(fd, name) {
+            Ok(domain) => domains.push(domain),
+            Err(e) => {
+                remove_activation_env();
+                return Err(e);
+            }
+        }
+    }
+
+    // listenfd reads (and removes) LISTEN_FDS and LISTEN_PID and marks each
+    // fd close-on-exec as it takes it.
+    let mut fds = listenfd::ListenFd::from_env();
+    remove_activation_env();
+    let mut taken = Vec::with_capacity(activation.count);
+    for (i, (name, domain)) in activation.names.into_iter().zip(domains).enumerate() {
+        let fd = SD_LISTEN_FDS_START + i as RawFd;
+        let fail = |e: io::Error| ListenError::Fd {
+            fd,
+            name: name.clone(),
+            reason: e.to_string(),
+        };
+        let missing = || ListenError::Fd {
+            fd,
+            name: name.clone(),
+            reason: "listenfd did not find it".to_owned(),
+        };
+        let listener = if domain == Domain::UNIX {
+            Listener::Unix(
+                fds.take_unix_listener(i)
+                    .map_err(fail)?
+                    .ok_or_else(missing)?,
+            )
+        } else {
+            Listener::Tcp(
+                fds.take_tcp_listener(i)
+                    .map_err(fail)?
+                    .ok_or_else(missing)?,
+            )
+        };
+        taken.push(Taken {
+            listener,
+            origin: Origin::Inherited { fd, name },
+        });
+    }
+    Ok(Some(taken))
+}
+
+fn remove_activation_env() {
+    for var in [LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES] {
+        // SAFETY: called from take_inherited, which runs before the runtime
+        // starts any thread, so nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(var) };
+    }
+}
+
+/// Binds each configured address with the given listen(2) backlog.
+pub fn bind_all(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, ListenError> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let fail = |reason: String| ListenError::Bind {
+                addr: addr.clone(),
+                reason,
+            };
+            let parsed = ListenAddr::parse(addr).map_err(&fail)?;
+            let listener = match parsed {
+                ListenAddr::Tcp(a) => Listener::Tcp(bind_tcp(&a, backlog).map_err(&fail)?),
+                ListenAddr::Unix(p) => Listener::Unix(bind_unix(&p, backlog).map_err(&fail)?),
+            };
+            Ok(Taken {
+                listener,
+                origin: Origin::Bound,
+            })
+        })
+        .collect()
+}
+
+fn bind_tcp(addr: &str, backlog: u32) -> Result<TcpListener, String> {
+    let resolved: Vec<_> = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve ({e})"))?
+        .collect();
+    let mut last_err = String::from("resolves to no address");
+    for sa in resolved {
+        let attempt = (|| -> io::Result<TcpListener> {
+            let sock = Socket::new(Domain::for_address(sa), Type::STREAM, None)?;
+            // Lets a restarted process bind while old connections sit in TIME_WAIT.
+            sock.set_reuse_address(true)?;
+            if sa.is_ipv6() {
+                sock.set_only_v6(true)?;
+            }
+            sock.bind(&sa.into())?;
+            sock.listen(backlog.min(i32::MAX as u32) as i32)?;
+            Ok(sock.into())
+        })();
+        match attempt {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = format!("{sa}: {e}"),
+        }
+    }
+    Err(last_err)
+}
+
+fn bind_unix(path: &Path, backlog: u32) -> Result<UnixListener, String> {
+    remove_stale_socket(path)?;
+    let sock = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(|e| e.to_string())?;
+    let addr = socket2::SockAddr::unix(path).map_err(|e| e.to_string())?;
+    sock.bind(&addr).map_err(|e| e.to_string())?;
+    sock.listen(backlog.min(i32::MAX as u32) as i32)
+        .map_err(|e| e.to_string())?;
+    Ok(sock.into())
+}
+
+/// A socket file left by a process that died is removed; one that a live
+/// process still accepts on is an error, never stolen.
+fn remove_stale_socket(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !meta.file_type().is_socket() {
+        return Err("path exists and is not a socket; refusing to replace it".to_owned());
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err("another process is listening on this socket".to_owned()),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            std::fs::remove_file(path).map_err(|e| format!("cannot remove stale socket file ({e})"))
+        }
+        Err(e) => Err(format!("cannot probe existing socket file ({e})")),
+    }
+}
+
+/// Inherited sockets when any were passed, the configured addresses otherwise.
+pub fn take_or_bind(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, ListenError> {
+    match take_inherited()? {
+        Some(taken) => Ok(taken),
+        None => bind_all(addrs, backlog),
+    }
+}
+
+/// Keeps `OsStr` import meaningful for callers that build the env themselves.
+pub fn is_activation_var(name: &OsStr) -> bool {
+    name == LISTEN_FDS || name == LISTEN_PID || name == LISTEN_FDNAMES
+}
+
+/// The fd number a listener has in this process (for logs and hand-off).
+pub fn raw_fd(listener: &Listener) -> RawFd {
+    listener.as_fd().as_raw_fd()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn nothing_passed_means_bind() {
+        assert_eq!(parse_activation(env(&[]), 7).unwrap(), None);
+        assert_eq!(
+            parse_activation(env(&[("LISTEN_FDS", "0"), ("LISTEN_PID", "7")]), 7).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn fds_for_another_pid_are_not_for_us() {
+        let e = env(&[("LISTEN_FDS", "2"), ("LISTEN_PID", "8")]);
+        assert_eq!(parse_activation(e, 7).unwrap(), None);
+    }
+
+    #[test]
+    fn unnamed_fds_serve_http() {
+        let e = env(&[("LISTEN_FDS", "2"), ("LISTEN_PID", "7")]);
+        let a = parse_activation(e, 7).unwrap().unwrap();
+        assert_eq!(a.names, ["http", "http"]);
+    }
+
+    #[test]
+    fn malformed_variables_are_named_in_the_error() {
+        let err = parse_activation(env(&[("LISTEN_FDS", "two")]), 7).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "LISTEN_FDS=\"two\": not a whole number of file descriptors"
+        );
+        let err =
+            parse_activation(env(&[("LISTEN_FDS", "1"), ("LISTEN_PID", "x")]), 7).unwrap_err();
+        assert!(err.to_string().starts_with("LISTEN_PID=\"x\""), "{err}");
+        let e = env(&[
+            ("LISTEN_FDS", "2"),
+            ("LISTEN_PID", "7"),
+            ("LISTEN_FDNAMES", "http"),
+        ]);
+        let err = parse_activation(e, 7).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "LISTEN_FDNAMES=\"http\": 1 names for LISTEN_FDS=2"
+        );
+    }
+
+    #[test]
+    fn served_names() {
+        assert!(is_served_name("http"));
+        assert!(is_served_name("handoff.socket"));
+        assert!(is_served_name("unknown"));
+        assert!(!is_served_name("metrics"));
+        assert!(!is_served_name("connection"));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            ListenAddr::parse("127.0.0.1:8080"),
+            Ok(ListenAddr::Tcp("127.0.0.1:8080".into()))
+        );
+        assert_eq!(
+            ListenAddr::parse("[::]:80"),
+            Ok(ListenAddr::Tcp("[::]:80".into()))
+        );
+        assert_eq!(
+            ListenAddr::parse("./h.sock"),
+            Ok(ListenAddr::Unix("./h.sock".into()))
+        );
+        assert!(ListenAddr::parse("8080").unwrap_err().contains("host:port"));
+        assert!(ListenAddr::parse("a:99999").unwrap_err().contains("99999"));
+        assert!(
+            ListenAddr::parse(":80")
+                .unwrap_err()
+                .contains("host is empty")
+        );
+    }
+
+    #[test]
+    fn checks_reject_non_listening_and_non_socket_fds() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let err = check_listening_stream(file.as_raw_fd(), "http").unwrap_err();
+        assert!(err.to_string().ends_with("not a socket"), "{err}");
+
+        let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        let err = check_listening_stream(sock.as_raw_fd(), "http").unwrap_err();
+        assert!(err.to_string().contains("not listening"), "{err}");
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        assert_eq!(
+            check_listening_stream(listener.as_raw_fd(), "http").unwrap(),
+            Domain::IPV4
+        );
+    }
+}

@@ -1,0 +1,117 @@
+//! Prometheus metrics: requests by route and status, requests in flight,
+//! drains, hand-offs, and the process start time.
+
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern (`/delay/{ms}`), never the raw path, so that the
+    /// number of series stays bounded whatever clients send.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandoffLabels {
+    /// `success`, `spawn_failed`, `exited`, `not_ready`, `refused`.
+    pub outcome: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub in_flight: Gauge,
+    pub drains: Counter,
+    pub handoffs: Family<HandoffLabels, Counter>,
+    pub handoff_last_duration_ms: Gauge,
+    pub generation: Gauge,
+}
+
+impl Metrics {
+    pub fn new(started: SystemTime, generation: u64) -> Self {
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("handoff");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route pattern, method and status",
+            requests.clone(),
+        );
+        let in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled now",
+            in_flight.clone(),
+        );
+        let drains = Counter::default();
+        registry.register(
+            "drains",
+            "Times this process began draining (stopped accepting)",
+            drains.clone(),
+        );
+        let handoffs = Family::<HandoffLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads: hand-offs of the listeners to a new process, by outcome",
+            handoffs.clone(),
+        );
+        let handoff_last_duration_ms = Gauge::default();
+        registry.register(
+            "reload_last_duration_milliseconds",
+            "Duration of the last hand-off attempt, from spawn to outcome",
+            handoff_last_duration_ms.clone(),
+        );
+        let generation_gauge = Gauge::default();
+        generation_gauge.set(i64::try_from(generation).unwrap_or(i64::MAX));
+        registry.register(
+            "generation",
+            "How many processes have served these listeners, this one included",
+            generation_gauge.clone(),
+        );
+        let start = Gauge::<f64, AtomicU64>::default();
+        start.set(
+            started
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        );
+        // Unprefixed: the conventional name dashboards and alerts look for.
+        root.register(
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch, in seconds",
+            start,
+        );
+        Self {
+            registry: root,
+            requests,
+            in_flight,
+            drains,
+            handoffs,
+            handoff_last_duration_ms,
+            generation: generation_gauge,
+        }
+    }
+
+    pub fn record_handoff(&self, outcome: &str) {
+        self.handoffs
+            .get_or_create(&HandoffLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,58 @@
+//! The sd_notify(3) protocol towards the service manager. Every call is silent
+//! without `NOTIFY_SOCKET`, so the same binary runs under `cargo run`.
+//!
+//! `NOTIFY_SOCKET` is deliberately left in the environment: a process started
+//! for a hand-off must reach the same manager to announce itself.
+
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+fn send(states: &[NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+/// `READY=1` with a status line: the manager may now consider us started.
+pub fn ready(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// `STOPPING=1`: draining has begun.
+pub fn stopping(status: &str) {
+    send(&[NotifyState::Stopping, NotifyState::Status(status)]);
+}
+
+pub fn status(status: &str) {
+    send(&[NotifyState::Status(status)]);
+}
+
+/// `RELOADING=1`: a reload (hand-off) is in progress.
+pub fn reloading(status: &str) {
+    send(&[NotifyState::Reloading, NotifyState::Status(status)]);
+}
+
+/// `MAINPID=` + `READY=1`: sent by the new process of a hand-off, which
+/// becomes the unit's main process (needs `NotifyAccess=all`).
+pub fn main_pid_ready(pid: u32, status: &str) {
+    send(&[
+        NotifyState::MainPid(pid),
+        NotifyState::Ready,
+        NotifyState::Status(status),
+    ]);
+}
+
+/// The interval at which to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, as
+/// sd_watchdog_enabled(3) recommends; `None` when no watchdog is configured
+/// (or it is meant for another pid).
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled().map(|d| d / 2)
+}
+
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}

@@ -1,0 +1,52 @@
+//! What every worker shares: identity of this process, settings, metrics, and
+//! whether it is draining.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub struct AppState {
+    pub settings: Settings,
+    pub pid: u32,
+    pub started: SystemTime,
+    /// 1 for a process started by systemd or by hand; n+1 for the process
+    /// that takes over from generation n in a hand-off.
+    pub generation: u64,
+    pub metrics: Metrics,
+    draining: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, generation: u64) -> Self {
+        let started = SystemTime::now();
+        Self {
+            settings,
+            pid: std::process::id(),
+            started,
+            generation,
+            metrics: Metrics::new(started, generation),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn started_rfc3339(&self) -> String {
+        humantime::format_rfc3339_seconds(self.started).to_string()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks the process draining; true the first time only.
+    pub fn begin_draining(&self) -> bool {
+        let first = !self.draining.swap(true, Ordering::AcqRel);
+        if first {
+            self.metrics.drains.inc();
+        }
+        first
+    }
+}
