@@ -204,3 +204,34 @@ pub fn too_large(max: usize) -> ApiError {
         format!("request body exceeds limits.max_body_bytes ({max} bytes)"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{App, test, web};
+
+    use crate::config::Settings;
+    use crate::state::AppState;
+
+    #[actix_web::test]
+    async fn readyz_turns_503_once_draining() {
+        let state = web::Data::new(AppState::new(Settings::default(), 1));
+        let app = test::init_service(
+            App::new()
+                .app_data(state.clone())
+                .configure(super::configure),
+        )
+        .await;
+        let ready =
+            test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(ready.status(), 200);
+        assert!(state.begin_draining());
+        assert!(
+            !state.begin_draining(),
+            "only the first call starts a drain"
+        );
+        let draining =
+            test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+        assert_eq!(draining.status(), 503);
+        assert_eq!(state.metrics.drains.get(), 1);
+    }
+}

@@ -1,0 +1,476 @@
+//! The real binary on real sockets: socket activation by systemd's own
+//! `systemd-socket-activate` and by a harness that passes fds exactly as
+//! systemd does, the fallback bind, startup errors, drain, sd_notify.
+
+mod support;
+
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixDatagram, UnixListener};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const EX_DATAERR: i32 = 65;
+const EX_UNAVAILABLE: i32 = 69;
+const EX_CONFIG: i32 = 78;
+
+fn tcp_listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+#[test]
+fn serves_on_the_socket_systemd_socket_activate_passes() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["--listen", &addr, "--fdname=http"])
+        // systemd-socket-activate passes only the variables named with -E.
+        .args(["-E", "HANDOFF__LOG__FORMAT=text", "-E", "NO_COLOR=1"])
+        // Would fail to bind (TEST-NET-1): proves the inherited socket is used.
+        .args(["-E", "HANDOFF__SERVER__LISTEN=192.0.2.1:80"])
+        .arg(bin())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let proc = Proc::spawn(cmd);
+
+    // systemd-socket-activate execs handoff on the first connection, which
+    // waits in the backlog meanwhile; the exec keeps the pid.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        match get(&addr, "/") {
+            Ok(r) => break r,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("first request through the activated socket failed: {e}"),
+        }
+    };
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(first.pid(), proc.pid(), "answered by the activated process");
+
+    proc.signal(libc::SIGTERM);
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(r#"name "http", inherited"#),
+        "logs say where the listener came from:\n{stderr}"
+    );
+}
+
+#[test]
+fn serves_several_named_tcp_and_unix_sockets_passed_as_systemd_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("handoff.sock");
+    let (tcp_a, addr_a) = tcp_listener();
+    let (tcp_b, addr_b) = tcp_listener();
+    let unix = UnixListener::bind(&sock_path).unwrap();
+    let fds: Vec<OwnedFd> = vec![tcp_a.into(), unix.into(), tcp_b.into()];
+
+    let mut cmd = handoff();
+    cmd.env("HANDOFF__SERVER__LISTEN", "192.0.2.1:80");
+    let proc = Proc::spawn(with_listen_fds(
+        cmd,
+        fds,
+        Some("http:handoff.socket:http"),
+        None,
+    ));
+
+    let a = wait_until_serving(&addr_a, Duration::from_secs(10));
+    assert_eq!(a.pid(), proc.pid());
+    let b = get(&addr_b, "/").unwrap();
+    assert_eq!((b.status, b.pid()), (200, proc.pid()));
+    let u = get_unix(&sock_path, "/").unwrap();
+    assert_eq!((u.status, u.pid()), (200, proc.pid()));
+
+    proc.signal(libc::SIGTERM);
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("fd 4") && stderr.contains("unix:"),
+        "{stderr}"
+    );
+    assert!(
+        sock_path.exists(),
+        "the unix socket file belongs to whoever passed it; handoff must not remove it"
+    );
+}
+
+#[test]
+fn binds_the_configured_address_when_nothing_is_passed() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr]);
+    let proc = Proc::spawn(cmd);
+    let r = wait_until_serving(&addr, Duration::from_secs(10));
+    assert_eq!(r.pid(), proc.pid());
+    proc.signal(libc::SIGINT);
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("(bound)"), "{stderr}");
+}
+
+#[test]
+fn binds_a_unix_socket_path_and_replaces_a_stale_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.sock");
+    // A socket file left behind by a dead process: nobody accepts on it.
+    drop(UnixListener::bind(&path).unwrap());
+    let mut cmd = handoff();
+    cmd.args(["--listen", path.to_str().unwrap()]);
+    let proc = Proc::spawn(cmd);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        match get_unix(&path, "/healthz") {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(25)),
+            Err(e) => panic!("unix socket not served: {e}"),
+        }
+    };
+    assert_eq!(r.status, 200);
+    drop(proc);
+}
+
+#[test]
+fn sockets_addressed_to_another_pid_are_ignored() {
+    let (passed, passed_addr) = tcp_listener();
+    let own = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &own]);
+    // LISTEN_PID=1: the variables are for another process (systemd's rule).
+    let proc = Proc::spawn(with_listen_fds(cmd, vec![passed.into()], None, Some("1")));
+
+    let r = wait_until_serving(&own, Duration::from_secs(10));
+    assert_eq!(r.pid(), proc.pid());
+    // The passed socket still queues connections, but nobody answers on it.
+    let mut stream = connect_tcp(&passed_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(
+        exchange(&mut stream, "GET", "/", "", b"").is_err(),
+        "a socket meant for another pid must not be served"
+    );
+    proc.signal(libc::SIGTERM);
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(stderr.contains("addressed to another process"), "{stderr}");
+}
+
+#[test]
+fn a_passed_fd_that_is_not_a_socket_is_a_startup_error_naming_it() {
+    let dev_null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+    let (status, stderr) = run(with_listen_fds(handoff(), vec![dev_null], None, None));
+    assert_eq!(status.code(), Some(EX_DATAERR), "{stderr}");
+    assert!(
+        stderr.contains(r#"fd 3 (name "http"): not a socket"#),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_passed_socket_that_is_not_listening_is_refused() {
+    let (l, addr) = tcp_listener();
+    let connected: OwnedFd = std::net::TcpStream::connect(&addr).unwrap().into();
+    let (status, stderr) = run(with_listen_fds(handoff(), vec![connected], None, None));
+    drop(l);
+    assert_eq!(status.code(), Some(EX_DATAERR), "{stderr}");
+    assert!(
+        stderr.contains("fd 3") && stderr.contains("Accept=no"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_malformed_listen_fds_is_a_startup_error() {
+    let mut cmd = handoff();
+    cmd.env("LISTEN_FDS", "two");
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_DATAERR), "{stderr}");
+    assert!(
+        stderr.contains(r#"LISTEN_FDS="two": not a whole number"#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_fd_name_nobody_serves_is_a_startup_error() {
+    let (l, _) = tcp_listener();
+    let (status, stderr) = run(with_listen_fds(
+        handoff(),
+        vec![l.into()],
+        Some("metrics"),
+        None,
+    ));
+    assert_eq!(status.code(), Some(EX_DATAERR), "{stderr}");
+    assert!(
+        stderr.contains(r#"fd 3 (name "metrics"): no listener of handoff uses this name"#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_address_in_use_exits_unavailable() {
+    let (_held, addr) = tcp_listener();
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr]);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_UNAVAILABLE), "{stderr}");
+    assert!(
+        stderr.contains(&addr) && stderr.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_78_naming_key_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("handoff.toml");
+
+    std::fs::write(&file, "[server]\nworkerz = 2\n").unwrap();
+    let mut cmd = handoff();
+    cmd.arg("--config").arg(&file);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_CONFIG), "{stderr}");
+    assert!(
+        stderr.contains("unknown field `workerz`") && stderr.contains("`server`"),
+        "{stderr}"
+    );
+
+    std::fs::write(&file, "[server]\ndrain_timeout = \"soon\"\n").unwrap();
+    let mut cmd = handoff();
+    cmd.env("HANDOFF_CONFIG", &file);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_CONFIG), "{stderr}");
+    assert!(
+        stderr.contains("\"soon\" is not a duration") && stderr.contains("server.drain_timeout"),
+        "{stderr}"
+    );
+
+    let mut cmd = handoff();
+    cmd.env("HANDOFF__SERVER__WORKERS", "many");
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_CONFIG), "{stderr}");
+    assert!(
+        stderr.contains("\"many\"") && stderr.contains("server.workers"),
+        "{stderr}"
+    );
+
+    let mut cmd = handoff();
+    cmd.args(["--listen", "8080", "check-config"]);
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_CONFIG), "{stderr}");
+    assert!(stderr.contains(r#"server.listen = "8080""#), "{stderr}");
+}
+
+#[test]
+fn check_config_prints_the_layered_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("handoff.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = [\"127.0.0.1:1\"]\nworkers = 3\ndrain_timeout = 12\n",
+    )
+    .unwrap();
+    let layered = |env_listen: Option<&str>, cli_listen: Option<&str>| {
+        let mut cmd = handoff();
+        cmd.arg("--config").arg(&file).arg("check-config");
+        if let Some(v) = env_listen {
+            cmd.env("HANDOFF__SERVER__LISTEN", v);
+        }
+        if let Some(v) = cli_listen {
+            cmd.args(["--listen", v]);
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let file_only = layered(None, None);
+    assert!(file_only.contains("\"127.0.0.1:1\""), "{file_only}");
+    assert!(file_only.contains("workers = 3"), "{file_only}");
+    assert!(file_only.contains("drain_timeout = \"12s\""), "{file_only}");
+    assert!(
+        file_only.contains("max_delay = \"10s\""),
+        "defaults fill the rest"
+    );
+    let env = layered(Some("127.0.0.1:2,/run/h.sock"), None);
+    assert!(
+        env.contains("\"127.0.0.1:2\"") && env.contains("\"/run/h.sock\""),
+        "{env}"
+    );
+    let cli = layered(Some("127.0.0.1:2"), Some("127.0.0.1:3"));
+    assert!(
+        cli.contains("\"127.0.0.1:3\"") && !cli.contains(":2\""),
+        "{cli}"
+    );
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_0() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr]);
+    let proc = Proc::spawn(cmd);
+    wait_until_serving(&addr, Duration::from_secs(10));
+
+    let slow_addr = addr.clone();
+    let slow = std::thread::spawn(move || {
+        let mut s = connect_tcp(&slow_addr)?;
+        exchange(&mut s, "GET", "/delay/1500", "", b"")
+    });
+    // A keep-alive connection that is idle when the drain begins.
+    let mut idle = connect_tcp(&addr).unwrap();
+    assert_eq!(
+        exchange(&mut idle, "GET", "/readyz", "", b"")
+            .unwrap()
+            .status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    proc.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+
+    // A keep-alive connection idle when the drain began is closed at once,
+    // so its client reconnects (to the next process, under systemd).
+    let mut byte = [0u8; 1];
+    let n = std::io::Read::read(&mut idle, &mut byte).expect("orderly close, not a reset");
+    assert_eq!(
+        n, 0,
+        "idle keep-alive connection is closed when draining starts"
+    );
+
+    // The request in flight completes, and its connection closes after it.
+    let slow = slow.join().unwrap().expect("the slow request completes");
+    assert_eq!(slow.status, 200, "{slow:?}");
+    assert!(slow.body.contains("\"slept_ms\":1500"), "{slow:?}");
+    assert_eq!(slow.header("connection"), Some("close"), "{slow:?}");
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("draining") && stderr.contains("drained"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn tells_the_service_manager_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000");
+    let proc = Proc::spawn(cmd);
+
+    let mut buf = [0u8; 4096];
+    let mut recv = || {
+        let n = notify.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
+    assert!(first.contains("STATUS="), "{first:?}");
+    // Once READY=1 was sent, the server accepts.
+    assert_eq!(get(&addr, "/").unwrap().status, 200);
+    let watchdog = recv();
+    assert_eq!(watchdog.trim(), "WATCHDOG=1");
+
+    proc.signal(libc::SIGTERM);
+    let stopping = loop {
+        let m = recv();
+        if m.contains("STOPPING=1") {
+            break m;
+        }
+        assert_eq!(m.trim(), "WATCHDOG=1", "only pings before STOPPING");
+    };
+    assert!(stopping.contains("STATUS=draining"), "{stopping:?}");
+    let (status, _) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_http_api_answers_and_errors_are_json() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr])
+        .env("HANDOFF__LIMITS__MAX_DELAY", "2s")
+        .env("HANDOFF__LIMITS__MAX_BODY_BYTES", "16");
+    let proc = Proc::spawn(cmd);
+    let index = wait_until_serving(&addr, Duration::from_secs(10));
+    assert!(
+        index.body.starts_with(&format!(
+            "handoff {} pid {} generation 1 started 20",
+            env!("CARGO_PKG_VERSION"),
+            proc.pid()
+        )),
+        "{index:?}"
+    );
+
+    let ok = |path: &str| {
+        let r = get(&addr, path).unwrap();
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+        r
+    };
+    assert_eq!(ok("/healthz").body, r#"{"status":"ok"}"#);
+    assert_eq!(ok("/readyz").body, r#"{"status":"ready"}"#);
+    let version: serde_json::Value = serde_json::from_str(&ok("/version").body).unwrap();
+    assert_eq!(version["pid"], proc.pid());
+    assert_eq!(version["version"], env!("CARGO_PKG_VERSION"));
+    assert!(ok("/delay/10").body.contains("\"slept_ms\":10"));
+
+    let err = |method: &str, path: &str, body: &[u8], status: u16, needle: &str| {
+        let mut s = connect_tcp(&addr).unwrap();
+        let r = exchange(&mut s, method, path, "Connection: close\r\n", body).unwrap();
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+        let json: serde_json::Value = serde_json::from_str(&r.body)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {r:?}"));
+        assert_eq!(json["status"], status);
+        let msg = json["error"].as_str().unwrap();
+        assert!(msg.contains(needle), "{method} {path}: {msg:?}");
+    };
+    err(
+        "GET",
+        "/delay/2001",
+        b"",
+        400,
+        "exceeds limits.max_delay (2s)",
+    );
+    err("GET", "/delay/soon", b"", 400, "soon");
+    err("GET", "/nowhere", b"", 404, "no route for GET /nowhere");
+    err("DELETE", "/", b"", 405, "DELETE is not allowed on /");
+    err(
+        "POST",
+        "/echo",
+        &[b'x'; 17],
+        413,
+        "limits.max_body_bytes (16 bytes)",
+    );
+
+    let mut s = connect_tcp(&addr).unwrap();
+    let echo = exchange(&mut s, "POST", "/echo", "Connection: close\r\n", b"hello").unwrap();
+    assert_eq!((echo.status, echo.body.as_str()), (200, "hello"));
+
+    let metrics = ok("/metrics").body;
+    for needle in [
+        r#"handoff_http_requests_total{route="/healthz",method="GET",status="200"} 1"#,
+        r#"handoff_http_requests_total{route="/delay/{ms}",method="GET",status="400"} 2"#,
+        r#"handoff_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
+        "handoff_http_requests_in_flight 1",
+        "handoff_drains_total 0",
+        "handoff_generation 1",
+        "\nprocess_start_time_seconds ",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
+    }
+}

@@ -1,0 +1,286 @@
+//! Shared pieces of the integration tests: a minimal HTTP/1.1 client that works
+//! over TCP and unix sockets and shows the raw headers, a guard for the child
+//! process, and a harness that passes sockets exactly as systemd does.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use command_fds::{CommandFdExt, FdMapping};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_handoff")
+}
+
+/// A command for the handoff binary with a clean socket-activation slate and
+/// plain logs on stderr.
+pub fn handoff() -> Command {
+    let mut cmd = Command::new(bin());
+    for var in [
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "LISTEN_FDNAMES",
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "JOURNAL_STREAM",
+        "HANDOFF_CONFIG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HANDOFF__LOG__FORMAT", "text")
+        .env("HANDOFF__LOG__LEVEL", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` with `fds` at 3, 4, ... and `LISTEN_FDS`/`LISTEN_PID` set the
+/// way systemd sets them: `LISTEN_PID` is the pid of the process that execs
+/// handoff. A shell sets it to its own pid (`$$`) and execs, so the pid holds.
+pub fn with_listen_fds(
+    cmd: Command,
+    fds: Vec<OwnedFd>,
+    names: Option<&str>,
+    listen_pid: Option<&str>,
+) -> Command {
+    let program = cmd.get_program().to_owned();
+    let mut sh = Command::new("/bin/sh");
+    let script = match listen_pid {
+        None => r#"LISTEN_PID=$$ exec "$0" "$@""#.to_owned(),
+        Some(pid) => format!(r#"LISTEN_PID={pid} exec "$0" "$@""#),
+    };
+    sh.arg("-c").arg(script).arg(program).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.env("LISTEN_FDS", fds.len().to_string());
+    if let Some(names) = names {
+        sh.env("LISTEN_FDNAMES", names);
+    }
+    sh.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mappings = fds
+        .into_iter()
+        .enumerate()
+        .map(|(i, fd)| FdMapping {
+            parent_fd: fd,
+            child_fd: 3 + i as i32,
+        })
+        .collect();
+    sh.fd_mappings(mappings)
+        .expect("fd mappings do not collide");
+    sh
+}
+
+/// A child that is killed when the test ends, however it ends.
+pub struct Proc {
+    pub child: Child,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Proc {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("spawn handoff");
+        let mut err = child.stderr.take().expect("stderr piped");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        Self {
+            child,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig})", self.child.id());
+    }
+
+    /// Waits for the exit; panics after `limit`. Returns status and stderr.
+    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let err = self.stderr.take().unwrap().join().unwrap();
+                return (status, err);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let err = self.stderr.take().unwrap().join().unwrap();
+                panic!("handoff did not exit within {limit:?}; stderr:\n{err}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command to completion: exit status and stderr.
+pub fn run(mut cmd: Command) -> (ExitStatus, String) {
+    Proc::spawn({
+        cmd.stdout(Stdio::null());
+        cmd
+    })
+    .wait(Duration::from_secs(20))
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The pid in `GET /`'s "handoff X pid N generation G started T".
+    pub fn pid(&self) -> u32 {
+        word_after(&self.body, "pid").parse().expect("pid in body")
+    }
+}
+
+fn word_after<'a>(text: &'a str, key: &str) -> &'a str {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == key {
+            return words.next().unwrap_or("");
+        }
+    }
+    panic!("no {key:?} in {text:?}")
+}
+
+/// Writes one request and reads one response (by Content-Length).
+pub fn exchange<S: Read + Write>(
+    stream: &mut S,
+    method: &str,
+    path: &str,
+    extra_headers: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n{extra_headers}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed before a response",
+        ));
+    }
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut buf = vec![0; len];
+    reader.read_exact(&mut buf)?;
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&buf).into_owned(),
+    })
+}
+
+pub fn connect_tcp(addr: &str) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    Ok(s)
+}
+
+/// One request on a fresh connection with `Connection: close`.
+pub fn get(addr: &str, path: &str) -> std::io::Result<Response> {
+    exchange(
+        &mut connect_tcp(addr)?,
+        "GET",
+        path,
+        "Connection: close\r\n",
+        b"",
+    )
+}
+
+pub fn get_unix(path: &Path, uri: &str) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(path)?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    exchange(&mut s, "GET", uri, "Connection: close\r\n", b"")
+}
+
+/// Polls `GET /` until it answers 200 or `limit` passes.
+pub fn wait_until_serving(addr: &str, limit: Duration) -> Response {
+    let deadline = Instant::now() + limit;
+    loop {
+        match get(addr, "/") {
+            Ok(r) if r.status == 200 => return r,
+            other => {
+                if Instant::now() > deadline {
+                    panic!("{addr} not serving after {limit:?}: {other:?}");
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// A port that was free a moment ago (the test binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
