@@ -187,6 +187,13 @@ async fn drain(state: &AppState, handle: &ServerHandle, stop: Stop) {
         "draining: stopped accepting, finishing requests in flight"
     );
     let started = Instant::now();
+    // Stop accepting first and let the workers take and read what was already
+    // accepted: actix's stop drops connections still queued for a worker and
+    // closes those whose first request is not parsed yet, which a client sees
+    // as a reset on a brand-new connection. Connections not yet accepted stay
+    // in the kernel's queue for the next process.
+    handle.pause().await;
+    tokio::time::sleep(ACCEPTED_GRACE).await;
     handle.stop(true).await;
     let took = started.elapsed();
     let left = state.metrics.in_flight.get();
@@ -200,6 +207,9 @@ async fn drain(state: &AppState, handle: &ServerHandle, stop: Stop) {
         tracing::info!(took_ms = ms(took), "drained");
     }
 }
+
+/// Time for workers to pick up and read connections accepted before the pause.
+const ACCEPTED_GRACE: Duration = Duration::from_millis(100);
 
 fn ms(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
