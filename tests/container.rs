@@ -1,0 +1,295 @@
+//! The promise on real parts: systemd as PID 1 in a podman container owns
+//! handoff.socket; restarts under load fail no request. Each test here is the
+//! twin of a NixOS VM test in nix/tests/ (named in its doc comment), so every
+//! VM scenario also runs on machines without Nix.
+//!
+//! Needs root, podman, runc and debootstrap (see README); the first run builds
+//! a Debian base image from the Debian mirror, later runs reuse it.
+
+mod podman;
+mod support;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use loadgen::{Group, Plan, Sample, Stats};
+use podman::{Container, serial, skipped};
+use support::{free_port, get};
+
+/// The mixed load of the restart and reload tests: fast and 1 s requests,
+/// with and without keep-alive, 32 clients.
+fn mixed_load(addr: &str, duration: Duration) -> Plan {
+    Plan {
+        addr: addr.parse::<SocketAddr>().unwrap(),
+        groups: vec![
+            Group::new("fast-ka", "/", 12, true),
+            Group::new("fast-close", "/", 12, false),
+            Group::new("slow-ka", "/delay/1000", 4, true),
+            Group::new("slow-close", "/delay/1000", 4, false),
+        ],
+        duration,
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+/// The pid answering `GET /`, waiting through a restart if need be.
+fn answering_pid(addr: &str) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match get(addr, "/") {
+            Ok(r) if r.status == 200 => return r.pid(),
+            other if Instant::now() > deadline => panic!("{addr}: no answer: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// What happened under load while `disrupt` ran `times` times.
+struct Run {
+    samples: Vec<Sample>,
+    stats: Vec<Stats>,
+    /// The pid answering `/` before the first and after each disruption.
+    pids: Vec<u32>,
+}
+
+/// Runs the mixed load for `duration` and, starting 2 s in, calls `disrupt`
+/// `times` times, `gap` apart, recording the answering pid after each.
+fn under_load(
+    c: &Container,
+    duration: Duration,
+    times: usize,
+    gap: Duration,
+    mut disrupt: impl FnMut(&Container),
+) -> Run {
+    let plan = mixed_load(&c.addr(), duration);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let mut pids = vec![answering_pid(&c.addr())];
+    for _ in 0..times {
+        disrupt(c);
+        let before = *pids.last().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let after = loop {
+            let pid = answering_pid(&c.addr());
+            if pid != before || Instant::now() > deadline {
+                break pid;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        pids.push(after);
+        std::thread::sleep(gap);
+    }
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(&plan, &samples);
+    Run {
+        samples,
+        stats,
+        pids,
+    }
+}
+
+/// Prints figures and keeps them in target/test-reports/ (cargo shows a
+/// passing test's output only with --nocapture; CI prints the folder).
+fn report(name: &str, text: &str) {
+    print!("{text}");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-reports");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
+}
+
+fn print_run(name: &str, title: &str, run: &Run) {
+    let mut text = format!("== {title}\n");
+    for s in &run.stats {
+        text.push_str(&format!("   {s}\n"));
+    }
+    text.push_str(&format!("   answering pids: {:?}\n", run.pids));
+    report(name, &text);
+}
+
+fn failures(run: &Run) -> Vec<String> {
+    run.samples
+        .iter()
+        .filter(|s| !s.outcome.is_ok())
+        .take(20)
+        .map(|s| {
+            format!(
+                "{} at {:.3}s after {:.1} ms: {}",
+                run.stats[s.group].name,
+                s.start_us as f64 / 1e6,
+                s.latency_us as f64 / 1e3,
+                s.outcome.kind()
+            )
+        })
+        .collect()
+}
+
+fn assert_nothing_failed(run: &Run) {
+    let all = run.stats.last().unwrap();
+    assert!(
+        all.requests > 1000,
+        "too little load to mean anything: {all}"
+    );
+    assert_eq!(all.failed, 0, "failed requests: {:#?}", failures(run));
+}
+
+fn assert_new_pid_after_each(run: &Run) {
+    for pair in run.pids.windows(2) {
+        assert_ne!(
+            pair[0], pair[1],
+            "a disruption left the same pid: {:?}",
+            run.pids
+        );
+    }
+}
+
+/// Twin of nix/tests/activation.nix.
+#[test]
+fn the_first_request_starts_the_service_through_the_socket() {
+    if skipped("the_first_request_starts_the_service_through_the_socket") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    assert_eq!(c.is_active("handoff.socket"), "active");
+    assert_eq!(
+        c.is_active("handoff.service"),
+        "inactive",
+        "nothing starts the service before a client connects"
+    );
+    let first = get(&c.addr(), "/").expect("the first request is answered, no retry");
+    assert_eq!(first.status, 200, "{first:?}");
+    assert_eq!(c.is_active("handoff.service"), "active");
+    assert_eq!(
+        first.pid(),
+        c.main_pid(),
+        "answered by the unit's main process"
+    );
+    let journal = c.journal();
+    assert!(journal.contains("ready"), "{journal}");
+}
+
+/// Twin of nix/tests/restart.nix.
+#[test]
+fn restarts_under_load_fail_no_request() {
+    if skipped("restarts_under_load_fail_no_request") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    let run = under_load(
+        &c,
+        Duration::from_secs(36),
+        10,
+        Duration::from_millis(1500),
+        |c| {
+            c.sh("systemctl restart handoff.service");
+        },
+    );
+    print_run("restart", "systemctl restart x10 under load", &run);
+    assert_nothing_failed(&run);
+    assert_new_pid_after_each(&run);
+    assert_eq!(
+        c.handoff_processes(),
+        1,
+        "old processes must all have exited"
+    );
+    assert_eq!(c.main_pid(), *run.pids.last().unwrap());
+}
+
+/// `podman stop` stops systemd, which stops handoff, which drains.
+#[test]
+fn podman_stop_lets_the_request_in_flight_finish() {
+    if skipped("podman_stop_lets_the_request_in_flight_finish") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    assert_eq!(get(&c.addr(), "/").unwrap().status, 200);
+    let addr = c.addr();
+    let slow = std::thread::spawn(move || get(&addr, "/delay/1000"));
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = podman::podman(&["stop", "-t", "30", &c.name]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let slow = slow
+        .join()
+        .unwrap()
+        .expect("answered before the container stopped");
+    assert_eq!(slow.status, 200, "{slow:?}");
+}
+
+/// Twin of nix/tests/hardening.nix: the unit's exposure score.
+#[test]
+fn the_service_is_hardened_to_the_target_exposure() {
+    if skipped("the_service_is_hardened_to_the_target_exposure") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    let analysis = c.sh("systemd-analyze security --no-pager handoff.service");
+    let line = analysis
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no overall score in:\n{analysis}"));
+    let score: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the score in {line:?}"));
+    report(
+        "hardening",
+        &format!(
+            "== systemd-analyze security: {}\n",
+            line.trim_start_matches(['→', ' '])
+        ),
+    );
+    assert!(
+        score <= 0.5,
+        "exposure {score} above the 0.5 target:\n{analysis}"
+    );
+    // The hardening must not stop it from serving.
+    assert_eq!(get(&c.addr(), "/healthz").unwrap().status, 200);
+}
+
+/// The documented way to run the image: published port instead of host network.
+#[test]
+fn the_image_serves_on_a_published_port() {
+    if skipped("the_image_serves_on_a_published_port") {
+        return;
+    }
+    let _one = serial();
+    let image = podman::image();
+    let port = free_port();
+    let name = format!("handoff-test-publish-{}", std::process::id());
+    let publish = format!("127.0.0.1:{port}:8080");
+    let started = podman::podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--systemd=always",
+        "-p",
+        &publish,
+        image,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        match get(&addr, "/version") {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => {
+                let _ = podman::podman(&["rm", "-f", &name]);
+                panic!("published port not answering: {e}");
+            }
+        }
+    };
+    let _ = podman::podman(&["rm", "-f", "-t", "5", &name]);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(answer.body.contains("\"name\":\"handoff\""), "{answer:?}");
+}

@@ -1,0 +1,213 @@
+//! Podman harness for the container suite: builds the base and the handoff
+//! image once, runs containers with systemd as PID 1, and removes them.
+//!
+//! Set `HANDOFF_SKIP_CONTAINER_TESTS=1` to skip the suite where podman cannot
+//! run; every skipped test says so on stderr.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const BASE_IMAGE: &str = "localhost/debian-systemd:bookworm";
+pub const IMAGE: &str = "localhost/handoff:test";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn containers_conf() -> PathBuf {
+    root().join("tests/podman/containers.conf")
+}
+
+/// True (and a note on stderr) when the suite is switched off.
+pub fn skipped(test: &str) -> bool {
+    if std::env::var_os("HANDOFF_SKIP_CONTAINER_TESTS").is_some_and(|v| v == "1") {
+        eprintln!("SKIPPED {test}: HANDOFF_SKIP_CONTAINER_TESTS=1");
+        return true;
+    }
+    false
+}
+
+/// One container at a time: two cores, and each test loads the machine.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub fn podman(args: &[&str]) -> Output {
+    Command::new("podman")
+        .env("CONTAINERS_CONF", containers_conf())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run podman ({e}); install podman and runc, or set HANDOFF_SKIP_CONTAINER_TESTS=1")
+        })
+}
+
+fn must(args: &[&str]) -> String {
+    let out = podman(args);
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn script(path: &str, args: &[&str], env: &[(&str, &str)]) {
+    let status = Command::new(root().join(path))
+        .args(args)
+        .envs(env.iter().copied())
+        .env("CONTAINERS_CONF", containers_conf())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {path}: {e}"));
+    assert!(status.success(), "{path} {args:?} failed: {status}");
+}
+
+/// Builds (once per test binary) the debootstrap base, if absent, and the
+/// handoff image from the current source.
+pub fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
+        script(
+            "containers/build.sh",
+            &[IMAGE],
+            &[("BASE_IMAGE", BASE_IMAGE)],
+        );
+    });
+    IMAGE
+}
+
+/// A running container, removed on drop.
+pub struct Container {
+    pub name: String,
+    pub port: u16,
+    _dropin: tempfile::NamedTempFile,
+}
+
+impl Container {
+    /// Starts the image with systemd as PID 1 on the host network; a drop-in
+    /// moves `handoff.socket` to `port` so tests never collide with a host
+    /// service on 8080. `extra` goes before the image name.
+    pub fn start(port: u16, extra: &[&str]) -> Self {
+        let image = image();
+        let name = format!("handoff-test-{}-{port}", std::process::id());
+        let _ = podman(&["rm", "-f", &name]);
+        let mut dropin = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut dropin,
+            format!("[Socket]\nListenStream=\nListenStream={port}\n").as_bytes(),
+        )
+        .unwrap();
+        let mount = format!(
+            "{}:/etc/systemd/system/handoff.socket.d/10-test-port.conf:ro,Z",
+            dropin.path().display()
+        );
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--systemd=always",
+            "--network=host",
+            "-v",
+            &mount,
+        ];
+        args.extend_from_slice(extra);
+        args.push(image);
+        must(&args);
+        let c = Self {
+            name,
+            port,
+            _dropin: dropin,
+        };
+        c.wait_for_socket();
+        c
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `podman exec` a command; its output, whatever the status.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let mut args = vec!["exec", &self.name];
+        args.extend_from_slice(cmd);
+        podman(&args)
+    }
+
+    /// `podman exec`, asserting success; trimmed stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.exec(&["sh", "-c", script]);
+        assert!(
+            out.status.success(),
+            "in {}: {script}: {}\n{}{}",
+            self.name,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn is_active(&self, unit: &str) -> String {
+        let out = self.exec(&["systemctl", "is-active", unit]);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    pub fn main_pid(&self) -> u32 {
+        self.sh("systemctl show -p MainPID --value handoff.service")
+            .parse()
+            .unwrap()
+    }
+
+    /// Processes named handoff in the container.
+    pub fn handoff_processes(&self) -> usize {
+        self.sh("grep -lx handoff /proc/[0-9]*/comm 2>/dev/null | wc -l")
+            .parse()
+            .unwrap()
+    }
+
+    pub fn journal(&self) -> String {
+        let out = self.exec(&[
+            "journalctl",
+            "--no-pager",
+            "-u",
+            "handoff.service",
+            "-u",
+            "handoff.socket",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for_socket(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.is_active("handoff.socket") == "active" {
+                return;
+            }
+            if Instant::now() > deadline {
+                let status = self.exec(&["systemctl", "status", "--no-pager", "handoff.socket"]);
+                panic!(
+                    "handoff.socket not active after 60s:\n{}",
+                    String::from_utf8_lossy(&status.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- journal of {} ---\n{}", self.name, self.journal());
+        }
+        let _ = podman(&["rm", "-f", "-t", "5", &self.name]);
+    }
+}
