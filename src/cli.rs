@@ -1,15 +1,16 @@
-//! Command line: `handoff [--config FILE] [--listen ADDR]... [serve|check-config]`.
+//! Command line: `handoff [--config FILE] [--listen ADDR]... [serve|check-config|reload --pid PID]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use std::time::Duration;
+
 use crate::config::{Overrides, Settings};
-use crate::listeners;
-use crate::server::{self, Lifecycle};
-use crate::state::AppState;
-use crate::{exit, notify, telemetry};
+use crate::reload::Reloader;
+use crate::successor::{self, Launch};
+use crate::{control, exit, listeners, server, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "handoff", version, about, long_about = None)]
@@ -31,6 +32,18 @@ pub enum Command {
     Serve,
     /// Validate the configuration and print the effective settings as TOML.
     CheckConfig,
+    /// Hand the listeners of the running process PID to a new process started
+    /// from this binary, this configuration and this environment; wait until
+    /// it serves (exit 0) or failed (exit 75, the old process keeps serving).
+    Reload {
+        /// The running handoff process (systemd: $MAINPID).
+        #[arg(long)]
+        pid: u32,
+        /// Start this binary instead of the one running this command, e.g. a
+        /// release staged beside the current one.
+        #[arg(long, value_name = "PATH")]
+        exe: Option<PathBuf>,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -57,18 +70,89 @@ pub fn main() -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => {
+    match &cli.command {
+        Some(Command::CheckConfig) => {
             print!("{}", settings.to_toml());
             ExitCode::from(exit::OK)
         }
-        Command::Serve => ExitCode::from(serve(settings)),
+        None | Some(Command::Serve) => ExitCode::from(serve(settings)),
+        Some(Command::Reload { pid, exe }) => {
+            ExitCode::from(reload(*pid, exe.as_deref(), &cli, &settings))
+        }
+    }
+}
+
+/// The global options to give the successor: the same configuration file
+/// (absolute, as the successor may not share our working directory) and
+/// listen overrides.
+fn successor_args(cli: &Cli) -> Vec<String> {
+    let mut args = Vec::new();
+    let config = cli.config.clone().or_else(|| {
+        std::env::var_os(crate::config::CONFIG_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(path) = config {
+        let path = std::path::absolute(&path).unwrap_or(path);
+        args.push("--config".to_owned());
+        args.push(path.display().to_string());
+    }
+    for l in &cli.listen {
+        args.push("--listen".to_owned());
+        args.push(l.clone());
+    }
+    args
+}
+
+fn reload(pid: u32, exe: Option<&std::path::Path>, cli: &Cli, settings: &Settings) -> u8 {
+    let exe = match exe
+        .map(std::path::absolute)
+        .unwrap_or_else(std::env::current_exe)
+    {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("handoff: cannot tell which binary to start: {e}");
+            return exit::SOFTWARE;
+        }
+    };
+    let launch = Launch {
+        exe,
+        args: successor_args(cli),
+        env: std::env::vars().collect(),
+    };
+    // Room for the successor's ready timeout and its cleanup on failure.
+    let timeout = settings.handoff.ready_timeout + Duration::from_secs(15);
+    match control::request_reload(pid, launch, timeout) {
+        Ok(reply) if reply.ok => {
+            println!("reloaded: {}", reply.message);
+            exit::OK
+        }
+        Ok(reply) => {
+            eprintln!("handoff: {}", reply.message);
+            exit::TEMPFAIL
+        }
+        Err(e) => {
+            eprintln!("handoff: reload failed: {e}");
+            if matches!(e, control::ClientError::Connect { .. }) {
+                exit::UNAVAILABLE
+            } else {
+                exit::TEMPFAIL
+            }
+        }
     }
 }
 
 fn serve(settings: Settings) -> u8 {
     telemetry::init(&settings.log);
-    // Before the runtime starts any thread: this edits the environment.
+    // Before the runtime starts any thread: these edit the environment.
+    let (generation, ready_fd) = match successor::take_env() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "bad hand-off environment");
+            eprintln!("handoff: {e}");
+            return exit::DATAERR;
+        }
+    };
     let taken = match listeners::take_or_bind(&settings.server.listen, settings.server.backlog) {
         Ok(t) => t,
         Err(e) => {
@@ -81,9 +165,11 @@ fn serve(settings: Settings) -> u8 {
             };
         }
     };
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut lifecycle = Reloader::new(ready_fd, exe, args, settings.handoff.ready_timeout);
     let system = actix_web::rt::System::new();
-    let mut lifecycle = Standalone;
-    match system.block_on(server::serve(settings, taken, 1, &mut lifecycle)) {
+    match system.block_on(server::serve(settings, taken, generation, &mut lifecycle)) {
         Ok(stop) => {
             tracing::info!(reason = ?stop, "exit");
             exit::OK
@@ -93,27 +179,5 @@ fn serve(settings: Settings) -> u8 {
             eprintln!("handoff: {e}");
             exit::SOFTWARE
         }
-    }
-}
-
-/// Lifecycle without hand-off: tells systemd when ready.
-struct Standalone;
-
-impl Lifecycle for Standalone {
-    fn ready(&mut self, state: &AppState, listeners: &[listeners::Taken]) {
-        notify::ready(&format!(
-            "serving on {} listeners, pid {}",
-            listeners.len(),
-            state.pid
-        ));
-    }
-
-    async fn reload(&mut self, _state: &AppState, _listeners: &[listeners::Taken]) -> bool {
-        tracing::warn!("reload is not supported by this build");
-        false
-    }
-
-    async fn reload_requested(&mut self) {
-        std::future::pending::<()>().await
     }
 }

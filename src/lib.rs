@@ -7,13 +7,16 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod duration;
 pub mod exit;
 pub mod listeners;
 pub mod metrics;
 pub mod notify;
 pub mod observe;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod state;
+pub mod successor;
 pub mod telemetry;

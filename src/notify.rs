@@ -36,14 +36,21 @@ pub fn reloading(status: &str) {
     send(&[NotifyState::Reloading, NotifyState::Status(status)]);
 }
 
-/// `MAINPID=` + `READY=1`: sent by the new process of a hand-off, which
-/// becomes the unit's main process (needs `NotifyAccess=all`).
+/// `MAINPID=` + `READY=1`: sent by the old main process once its successor
+/// serves, making the successor the unit's main process. `WATCHDOG=1` resets
+/// the manager's watchdog on the successor's behalf: its own first ping comes
+/// one interval after it started, and the manager counts only the main
+/// process's pings, so a series of quick reloads would otherwise starve it.
 pub fn main_pid_ready(pid: u32, status: &str) {
-    send(&[
+    let mut states = vec![
         NotifyState::MainPid(pid),
         NotifyState::Ready,
         NotifyState::Status(status),
-    ]);
+    ];
+    if watchdog_interval().is_some() {
+        states.push(NotifyState::Watchdog);
+    }
+    send(&states);
 }
 
 /// The interval at which to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, as

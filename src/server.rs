@@ -125,7 +125,9 @@ pub async fn serve(
     let watchdog = notify::watchdog_interval().map(|every| {
         tracing::info!(interval_ms = every.as_millis() as u64, "watchdog enabled");
         actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // The first ping after one interval: a successor becomes the
+            // main process (and may ping) only after it reported ready.
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tick.tick().await;
                 notify::watchdog();

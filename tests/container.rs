@@ -293,3 +293,137 @@ fn the_image_serves_on_a_published_port() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert!(answer.body.contains("\"name\":\"handoff\""), "{answer:?}");
 }
+
+fn assert_fast_requests_never_waited_for_a_drain(run: &Run) {
+    // Slow requests keep each old process draining for up to 1 s; with a
+    // hand-off no fast request waits for that. A loose bound, not a benchmark.
+    for s in run.stats.iter().filter(|s| s.name.starts_with("fast")) {
+        assert!(s.max_ms < 500.0, "a fast request waited for a drain: {s}");
+    }
+}
+
+fn wait_for_one_process(c: &Container) {
+    // Old processes drain their 1 s requests, then exit.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.handoff_processes() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} handoff processes remain",
+            c.handoff_processes()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Twin of nix/tests/reload.nix: `systemctl reload` hands off under load.
+#[test]
+fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
+    if skipped("reloads_under_load_fail_no_request_and_wait_for_no_drain") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    let run = under_load(
+        &c,
+        Duration::from_secs(30),
+        10,
+        Duration::from_millis(1500),
+        |c| {
+            c.sh("systemctl reload handoff.service");
+        },
+    );
+    print_run("reload", "systemctl reload x10 under load (hand-off)", &run);
+    assert_nothing_failed(&run);
+    assert_new_pid_after_each(&run);
+    assert_fast_requests_never_waited_for_a_drain(&run);
+    wait_for_one_process(&c);
+    assert_eq!(
+        c.main_pid(),
+        *run.pids.last().unwrap(),
+        "the successor is the unit's main process"
+    );
+    assert_eq!(c.is_active("handoff.service"), "active");
+    let version: serde_json::Value =
+        serde_json::from_str(&get(&c.addr(), "/version").unwrap().body).unwrap();
+    assert_eq!(version["generation"], 11);
+}
+
+/// A broken binary or configuration makes `systemctl reload` fail while the
+/// old process keeps serving, and no request fails meanwhile.
+#[test]
+fn failed_reloads_leave_the_old_process_serving() {
+    if skipped("failed_reloads_leave_the_old_process_serving") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    c.sh(
+        "printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/broken-handoff \
+          && chmod 755 /usr/local/bin/broken-handoff",
+    );
+    let mut outcomes = Vec::new();
+    answering_pid(&c.addr()); // starts the service through its socket
+    let main = c.main_pid();
+
+    let plan = mixed_load(&c.addr(), Duration::from_secs(14));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 1. The unit's reload command starts a binary that exits 1.
+    c.sh("mkdir -p /run/systemd/system/handoff.service.d && printf '[Service]\\nExecReload=\\n\
+          ExecReload=/usr/local/bin/handoff --config /etc/handoff/handoff.toml reload --pid $MAINPID \
+          --exe /usr/local/bin/broken-handoff\\n' > /run/systemd/system/handoff.service.d/broken.conf \
+          && systemctl daemon-reload");
+    let broken = c.exec(&["systemctl", "reload", "handoff.service"]);
+    outcomes.push(("broken binary", broken.status.success()));
+    std::thread::sleep(Duration::from_secs(2));
+
+    // 2. The configuration no longer validates.
+    c.sh(
+        "rm /run/systemd/system/handoff.service.d/broken.conf && systemctl daemon-reload \
+          && cp /etc/handoff/handoff.toml /etc/handoff/handoff.toml.good \
+          && printf '[server]\\nworkers = \"two\"\\n' > /etc/handoff/handoff.toml",
+    );
+    let bad_config = c.exec(&["systemctl", "reload", "handoff.service"]);
+    outcomes.push(("invalid configuration", bad_config.status.success()));
+    c.sh("mv /etc/handoff/handoff.toml.good /etc/handoff/handoff.toml");
+
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(&plan, &samples);
+    let mut text = String::from("== failed reloads under load\n");
+    for s in &stats {
+        text.push_str(&format!("   {s}\n"));
+    }
+    report("failed-reloads", &text);
+
+    for (what, succeeded) in &outcomes {
+        assert!(!succeeded, "systemctl reload with a {what} must fail");
+    }
+    assert_eq!(
+        c.main_pid(),
+        main,
+        "the old process is still the main process"
+    );
+    assert_eq!(get(&c.addr(), "/").unwrap().pid(), main);
+    assert_eq!(c.is_active("handoff.service"), "active");
+    assert_eq!(c.handoff_processes(), 1);
+    let all = stats.last().unwrap();
+    assert_eq!(all.failed, 0, "{stats:#?}");
+    let journal = c.journal();
+    assert!(journal.contains("exited before it was ready"), "{journal}");
+
+    // And a good reload still works afterwards.
+    c.sh("systemctl reload handoff.service");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answering_pid(&c.addr()) == main {
+        assert!(
+            Instant::now() < deadline,
+            "no successor after a good reload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

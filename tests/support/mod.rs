@@ -88,22 +88,34 @@ pub fn with_listen_fds(
 /// A child that is killed when the test ends, however it ends.
 pub struct Proc {
     pub child: Child,
-    stderr: Option<std::thread::JoinHandle<String>>,
+    /// What the child wrote to stderr so far. Read by a thread into a shared
+    /// buffer rather than joined: a successor started by a reload inherits
+    /// the pipe and may hold it open long after this child exited.
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Proc {
     pub fn spawn(mut cmd: Command) -> Self {
         let mut child = cmd.spawn().expect("spawn handoff");
         let mut err = child.stderr.take().expect("stderr piped");
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
         });
-        Self {
-            child,
-            stderr: Some(stderr),
-        }
+        Self { child, stderr }
+    }
+
+    fn stderr_now(&self) -> String {
+        // Lets the reader catch up with the last lines written before exit.
+        std::thread::sleep(Duration::from_millis(100));
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
     pub fn pid(&self) -> u32 {
@@ -121,14 +133,15 @@ impl Proc {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
-                let err = self.stderr.take().unwrap().join().unwrap();
-                return (status, err);
+                return (status, self.stderr_now());
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                let err = self.stderr.take().unwrap().join().unwrap();
-                panic!("handoff did not exit within {limit:?}; stderr:\n{err}");
+                panic!(
+                    "handoff did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr_now()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -1,0 +1,345 @@
+//! Starting the process that takes over the listeners in a reload, and
+//! waiting until it serves.
+//!
+//! The successor gets the listeners at fds 3.. by the same `LISTEN_FDS`,
+//! `LISTEN_FDNAMES` and `LISTEN_PID` protocol systemd uses, so it takes them
+//! through the same code. It reports readiness on one more fd, named by
+//! `HANDOFF_READY_FD`, by writing `READY=1`; its generation is
+//! `HANDOFF_GENERATION`.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::time::Duration;
+
+use command_fds::{CommandFdExt, FdMapping};
+use tokio::io::AsyncReadExt;
+
+use crate::listeners::{LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID, SD_LISTEN_FDS_START, Taken};
+
+pub const READY_FD_ENV: &str = "HANDOFF_READY_FD";
+pub const GENERATION_ENV: &str = "HANDOFF_GENERATION";
+const READY_MESSAGE: &[u8] = b"READY=1\n";
+
+/// What to run as the successor: the binary, its arguments (global options;
+/// `serve` is the default command), and its environment.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Launch {
+    pub exe: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Why a successor did not take over. The old process keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum SuccessorError {
+    #[error("cannot start {exe}: {source}")]
+    Spawn { exe: String, source: io::Error },
+    #[error("new process {pid} exited before it was ready: {status}{hint}")]
+    Exited {
+        pid: u32,
+        status: ExitStatus,
+        hint: &'static str,
+    },
+    #[error("new process {pid} was not ready within {timeout:?}; stopped it")]
+    NotReady { pid: u32, timeout: Duration },
+}
+
+impl SuccessorError {
+    /// The label used in metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Spawn { .. } => "spawn_failed",
+            Self::Exited { .. } => "exited",
+            Self::NotReady { .. } => "not_ready",
+        }
+    }
+}
+
+/// Variables that describe this process's own relation to the service
+/// manager or to the listeners: they are set for the successor here, never
+/// copied from the reload client's environment.
+const PROCESS_VARS: &[&str] = &[
+    LISTEN_FDS,
+    LISTEN_PID,
+    LISTEN_FDNAMES,
+    READY_FD_ENV,
+    GENERATION_ENV,
+    "NOTIFY_SOCKET",
+    "JOURNAL_STREAM",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "MAINPID",
+    "MANAGERPID",
+];
+
+/// The successor's environment: `launch.env` without the process-specific
+/// variables, plus this process's own `NOTIFY_SOCKET`, `JOURNAL_STREAM` (its
+/// stderr is ours) and `WATCHDOG_USEC` (without `WATCHDOG_PID`, so that the
+/// successor pings once it is the main process).
+fn successor_env(launch: &Launch) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = launch
+        .env
+        .iter()
+        .filter(|(k, _)| !PROCESS_VARS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for var in ["NOTIFY_SOCKET", "JOURNAL_STREAM", "WATCHDOG_USEC"] {
+        if let Ok(v) = std::env::var(var) {
+            env.push((var.to_owned(), v));
+        }
+    }
+    env
+}
+
+/// A started successor that has not yet reported ready.
+pub struct Pending {
+    child: Child,
+    ready: tokio::net::UnixStream,
+}
+
+impl Pending {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Starts `launch` with the listeners at fds 3.., `LISTEN_PID` set to the new
+/// process's own pid, and a ready socket after the listeners.
+pub fn spawn(
+    launch: &Launch,
+    listeners: &[Taken],
+    generation: u64,
+) -> Result<Pending, SuccessorError> {
+    let fail = |source: io::Error| SuccessorError::Spawn {
+        exe: launch.exe.display().to_string(),
+        source,
+    };
+    let (ours, theirs) = UnixStream::pair().map_err(fail)?;
+    ours.set_nonblocking(true).map_err(fail)?;
+    let ready = tokio::net::UnixStream::from_std(ours).map_err(fail)?;
+
+    let ready_fd = SD_LISTEN_FDS_START + listeners.len() as RawFd;
+    let mut mappings = Vec::with_capacity(listeners.len() + 1);
+    for (i, taken) in listeners.iter().enumerate() {
+        let dup = taken.listener.as_fd().try_clone_to_owned().map_err(fail)?;
+        mappings.push(FdMapping {
+            parent_fd: dup,
+            child_fd: SD_LISTEN_FDS_START + i as RawFd,
+        });
+    }
+    mappings.push(FdMapping {
+        parent_fd: OwnedFd::from(theirs),
+        child_fd: ready_fd,
+    });
+
+    let names: Vec<&str> = listeners.iter().map(Taken::fd_name).collect();
+    let mut env = successor_env(launch);
+    env.push((LISTEN_FDS.to_owned(), listeners.len().to_string()));
+    env.push((LISTEN_FDNAMES.to_owned(), names.join(":")));
+    env.push((READY_FD_ENV.to_owned(), ready_fd.to_string()));
+    env.push((GENERATION_ENV.to_owned(), (generation + 1).to_string()));
+
+    let exec = Exec::new(launch, &env).map_err(fail)?;
+    let mut cmd = Command::new(&launch.exe);
+    cmd.fd_mappings(mappings)
+        .map_err(|e| fail(io::Error::other(e.to_string())))?;
+    // SAFETY: the closure only calls async-signal-safe functions (getpid,
+    // execve) and writes into memory allocated before fork.
+    unsafe { cmd.pre_exec(exec.into_pre_exec()) };
+    let child = cmd.spawn().map_err(fail)?;
+    Ok(Pending { child, ready })
+}
+
+/// Waits until the successor reports ready; on failure it is stopped and
+/// reaped, and the error says why.
+pub async fn wait_ready(mut pending: Pending, timeout: Duration) -> Result<u32, SuccessorError> {
+    let pid = pending.pid();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(timeout, async {
+        let mut chunk = [0u8; 64];
+        loop {
+            match pending.ready.read(&mut chunk).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.starts_with(READY_MESSAGE) {
+                        return true;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    match read {
+        Ok(true) => Ok(pid),
+        Ok(false) => {
+            // It closed the ready socket without READY=1: it is exiting.
+            let status = reap(pending.child, Duration::from_secs(5)).await;
+            let hint = match status.code() {
+                Some(78) => " (its configuration is invalid)",
+                Some(65) => " (it rejected the passed sockets)",
+                _ => "",
+            };
+            Err(SuccessorError::Exited { pid, status, hint })
+        }
+        Err(_) => {
+            terminate(&pending.child);
+            reap(pending.child, Duration::from_secs(5)).await;
+            Err(SuccessorError::NotReady { pid, timeout })
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    // SAFETY: kill(2) on our own, not yet reaped, child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+}
+
+/// Waits for the child to exit, SIGKILLs it after `grace`; returns its status.
+async fn reap(mut child: Child, grace: Duration) -> ExitStatus {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return status,
+            Ok(None) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => {
+                let _ = child.kill();
+                return tokio::task::spawn_blocking(move || child.wait())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_else(|| std::os::unix::process::ExitStatusExt::from_raw(9));
+            }
+        }
+    }
+}
+
+/// Tells the previous process that this one serves, if there is one.
+/// `ready_fd` was taken from the environment at startup.
+pub fn report_ready(ready_fd: OwnedFd) {
+    let mut stream = UnixStream::from(ready_fd);
+    if let Err(e) = io::Write::write_all(&mut stream, READY_MESSAGE) {
+        tracing::warn!(error = %e, "cannot tell the previous process that we are ready");
+    }
+}
+
+/// Reads and removes `HANDOFF_READY_FD` and `HANDOFF_GENERATION`. Must run
+/// before any other thread exists: it modifies the environment.
+pub fn take_env() -> Result<(u64, Option<OwnedFd>), String> {
+    let generation = match std::env::var(GENERATION_ENV) {
+        Err(_) => 1,
+        Ok(v) => v.parse::<u64>().ok().filter(|g| *g >= 1).ok_or_else(|| {
+            format!("{GENERATION_ENV}={v:?}: not a generation number (1, 2, ...)")
+        })?,
+    };
+    let ready = match std::env::var(READY_FD_ENV) {
+        Err(_) => None,
+        Ok(v) => {
+            let fd: RawFd =
+                v.parse().ok().filter(|fd| *fd > 2).ok_or_else(|| {
+                    format!("{READY_FD_ENV}={v:?}: not a file descriptor above 2")
+                })?;
+            // SAFETY: F_GETFD only queries the descriptor.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+                return Err(format!("{READY_FD_ENV}={v:?}: fd {fd} is not open"));
+            }
+            // SAFETY: the fd is open and nothing else in this process owns it.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: setting FD_CLOEXEC on an fd we own.
+            unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+            Some(owned)
+        }
+    };
+    for var in [GENERATION_ENV, READY_FD_ENV] {
+        // SAFETY: runs before any thread is started (see above).
+        unsafe { std::env::remove_var(var) };
+    }
+    Ok((generation, ready))
+}
+
+/// An execve(2) prepared before fork, so that the child can set `LISTEN_PID`
+/// to its own pid without allocating: only the digits are written after fork.
+struct Exec {
+    path: CString,
+    _args: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    _env: Vec<CString>,
+    /// `LISTEN_PID=` followed by room for the digits and a NUL.
+    listen_pid: Box<[u8; 32]>,
+    envp: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the raw pointers point into the CStrings and the box owned by the
+// same struct, which are never mutated except in the forked child.
+unsafe impl Send for Exec {}
+unsafe impl Sync for Exec {}
+
+impl Exec {
+    fn new(launch: &Launch, env: &[(String, String)]) -> io::Result<Self> {
+        let cstr = |s: &OsStr| {
+            CString::new(s.as_bytes()).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("{s:?} contains NUL"))
+            })
+        };
+        let path = cstr(launch.exe.as_os_str())?;
+        let mut args = vec![path.clone()];
+        for a in &launch.args {
+            args.push(cstr(OsStr::new(a))?);
+        }
+        let env: Vec<CString> = env
+            .iter()
+            .map(|(k, v)| cstr(&OsString::from(format!("{k}={v}"))))
+            .collect::<io::Result<_>>()?;
+        let mut listen_pid = Box::new([0u8; 32]);
+        listen_pid[..11].copy_from_slice(b"LISTEN_PID=");
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(listen_pid.as_ptr().cast());
+        envp.push(std::ptr::null());
+        Ok(Self {
+            path,
+            _args: args,
+            argv,
+            _env: env,
+            listen_pid,
+            envp,
+        })
+    }
+
+    fn into_pre_exec(self) -> impl FnMut() -> io::Result<()> + Send + Sync + 'static {
+        // Captured whole, so that the closure is Send through `Exec`'s impl.
+        let mut exec = self;
+        move || {
+            let this = &mut exec;
+            // SAFETY (async-signal-safety): getpid and execve are on the
+            // signal-safety(7) list; the digits go into memory allocated
+            // before fork; nothing allocates.
+            let mut pid = unsafe { libc::getpid() } as u32;
+            let mut digits = [0u8; 10];
+            let mut n = 0;
+            loop {
+                digits[n] = b'0' + (pid % 10) as u8;
+                n += 1;
+                pid /= 10;
+                if pid == 0 {
+                    break;
+                }
+            }
+            for i in 0..n {
+                this.listen_pid[11 + i] = digits[n - 1 - i];
+            }
+            this.listen_pid[11 + n] = 0;
+            unsafe { libc::execve(this.path.as_ptr(), this.argv.as_ptr(), this.envp.as_ptr()) };
+            Err(io::Error::last_os_error())
+        }
+    }
+}

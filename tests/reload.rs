@@ -1,0 +1,374 @@
+//! Reload by hand-off, on a plain process (no systemd): SIGHUP and
+//! `handoff reload` start a successor on the same listeners, which serves
+//! before the old process drains; failures leave the old process serving.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use loadgen::{Group, Plan};
+use support::*;
+
+const EX_TEMPFAIL: i32 = 75;
+
+/// Every pid that served; all are killed when the test ends, since the
+/// successors are not children of the test.
+struct Pids(Vec<u32>);
+
+impl Drop for Pids {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            // SAFETY: kill(2); a stale pid at worst gets ESRCH.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie has exited; only its parent has not reaped it yet.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn pid_of(addr: &str) -> u32 {
+    wait_until_serving(addr, Duration::from_secs(10)).pid()
+}
+
+/// Waits until `/` is answered by another pid than `old`.
+fn wait_for_new_pid(addr: &str, old: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pid = pid_of(addr);
+        if pid != old {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "pid {old} still answers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start(addr: &str, env: &[(&str, &str)]) -> Proc {
+    let mut cmd = handoff();
+    cmd.args(["--listen", addr]).envs(env.iter().copied());
+    Proc::spawn(cmd)
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn reload_cmd(pid: u32, exe: Option<&Path>) -> Command {
+    let mut cmd = handoff();
+    cmd.args(["reload", "--pid", &pid.to_string()]);
+    if let Some(exe) = exe {
+        cmd.arg("--exe").arg(exe);
+    }
+    cmd
+}
+
+fn output(mut cmd: Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn sighup_under_load_hands_off_with_no_failed_request_and_no_wait_for_the_drain() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[]);
+    let mut pids = Pids(vec![pid_of(&addr)]);
+
+    let plan = Plan {
+        addr: addr.parse::<SocketAddr>().unwrap(),
+        groups: vec![
+            Group::new("fast-ka", "/", 6, true),
+            Group::new("fast-close", "/", 6, false),
+            Group::new("slow-ka", "/delay/1000", 2, true),
+            Group::new("slow-close", "/delay/1000", 2, false),
+        ],
+        duration: Duration::from_secs(12),
+        request_timeout: Duration::from_secs(30),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..5 {
+        let old = *pids.0.last().unwrap();
+        // SAFETY: kill(2) to a pid that served a moment ago.
+        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
+        let new = wait_for_new_pid(&addr, old);
+        pids.0.push(new);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(&plan, &samples);
+    for s in &stats {
+        println!("{s}");
+    }
+    let all = stats.last().unwrap();
+    assert!(all.requests > 1000, "{all}");
+    assert_eq!(all.failed, 0, "{stats:#?}");
+
+    // The slow requests kept the old processes draining for up to 1 s, yet
+    // no fast request waited for a drain: the successor already served.
+    // (A loose bound against the 1 s drain, not a benchmark.)
+    for s in &stats[..2] {
+        assert!(s.max_ms < 500.0, "a fast request waited for a drain: {s}");
+    }
+    let distinct = loadgen::pids_in_order(&samples);
+    assert!(distinct.len() >= 6, "answering pids {distinct:?}");
+
+    for &old in &pids.0[..pids.0.len() - 1] {
+        assert!(
+            wait_gone(old, Duration::from_secs(10)),
+            "old pid {old} did not exit"
+        );
+    }
+    let last = *pids.0.last().unwrap();
+    let version: serde_json::Value =
+        serde_json::from_str(&get(&addr, "/version").unwrap().body).unwrap();
+    assert_eq!(version["generation"], 6);
+    assert_eq!(version["pid"], last);
+    drop(proc);
+}
+
+#[test]
+fn reload_command_reports_success_and_leaves_one_process() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[]);
+    let first = pid_of(&addr);
+    let mut pids = Pids(vec![first]);
+
+    let (code, stdout, stderr) = output(reload_cmd(first, None));
+    assert_eq!(code, Some(0), "{stderr}");
+    // Both accept for a moment; then only the successor.
+    let second = wait_for_new_pid(&addr, first);
+    pids.0.push(second);
+    assert!(
+        stdout.contains(&format!(
+            "pid {first} handed its listeners to pid {second} (generation 2)"
+        )),
+        "{stdout}"
+    );
+    let (status, log) = proc.wait(Duration::from_secs(10));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the old process drains and exits 0:\n{log}"
+    );
+    assert!(log.contains("successor serves"), "{log}");
+
+    let metrics = get(&addr, "/metrics").unwrap().body;
+    assert!(metrics.contains("handoff_generation 2"), "{metrics}");
+}
+
+#[test]
+fn a_failing_successor_leaves_the_old_process_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[("HANDOFF__HANDOFF__READY_TIMEOUT", "1s")]);
+    let pid = pid_of(&addr);
+    let _pids = Pids(vec![pid]);
+
+    let exits = script(dir.path(), "exits", "exit 1");
+    let (code, _, stderr) = output(reload_cmd(pid, Some(&exits)));
+    assert_eq!(code, Some(EX_TEMPFAIL), "{stderr}");
+    assert!(
+        stderr.contains("exited before it was ready: exit status: 1")
+            && stderr.contains(&format!("pid {pid} keeps serving")),
+        "{stderr}"
+    );
+    assert_eq!(pid_of(&addr), pid);
+
+    let hangs = script(dir.path(), "hangs", "exec sleep 60");
+    let started = Instant::now();
+    let (code, _, stderr) = output(reload_cmd(pid, Some(&hangs)));
+    assert_eq!(code, Some(EX_TEMPFAIL), "{stderr}");
+    assert!(
+        stderr.contains("was not ready within 1s; stopped it"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(pid_of(&addr), pid);
+
+    let missing = dir.path().join("missing");
+    let (code, _, stderr) = output(reload_cmd(pid, Some(&missing)));
+    assert_eq!(code, Some(EX_TEMPFAIL), "{stderr}");
+    assert!(
+        stderr.contains("cannot start") && stderr.contains("missing"),
+        "{stderr}"
+    );
+
+    let metrics = get(&addr, "/metrics").unwrap().body;
+    for needle in [
+        r#"handoff_reloads_total{outcome="exited"} 1"#,
+        r#"handoff_reloads_total{outcome="not_ready"} 1"#,
+        r#"handoff_reloads_total{outcome="spawn_failed"} 1"#,
+        "handoff_generation 1",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle:?}:\n{metrics}");
+    }
+    assert_eq!(get(&addr, "/").unwrap().status, 200);
+    drop(proc);
+}
+
+#[test]
+fn a_successor_with_an_invalid_configuration_is_refused_and_the_old_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("handoff.toml");
+    std::fs::write(&config, "[server]\nworkers = 2\n").unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr]).arg("--config").arg(&config);
+    let proc = Proc::spawn(cmd);
+    let pid = pid_of(&addr);
+    let _pids = Pids(vec![pid]);
+
+    // A deploy breaks the configuration, then SIGHUP: the successor reads it,
+    // exits 78, and the old process, which read the good one, keeps serving.
+    std::fs::write(&config, "[server]\nworkers = \"two\"\n").unwrap();
+    proc.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let m = get(&addr, "/metrics").unwrap().body;
+        if m.contains("handoff_reloads_total") || Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        metrics.contains(r#"handoff_reloads_total{outcome="exited"} 1"#),
+        "{metrics}"
+    );
+    assert_eq!(pid_of(&addr), pid);
+
+    // The client validates the configuration before asking: exit 78 at once.
+    let mut client = reload_cmd(pid, None);
+    client.arg("--config").arg(&config);
+    let (code, _, stderr) = output(client);
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(stderr.contains("server.workers"), "{stderr}");
+
+    proc.signal(libc::SIGTERM);
+    let (status, log) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    assert!(log.contains("its configuration is invalid"), "{log}");
+}
+
+#[test]
+fn a_reload_during_a_reload_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[("HANDOFF__HANDOFF__READY_TIMEOUT", "3s")]);
+    let pid = pid_of(&addr);
+    let _pids = Pids(vec![pid]);
+
+    let hangs = script(dir.path(), "hangs", "exec sleep 60");
+    let first = std::thread::spawn({
+        let hangs = hangs.clone();
+        move || output(reload_cmd(pid, Some(&hangs)))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, _, stderr) = output(reload_cmd(pid, None));
+    assert_eq!(code, Some(EX_TEMPFAIL), "{stderr}");
+    assert!(
+        stderr.contains("a reload is already in progress"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = first.join().unwrap();
+    assert_eq!(code, Some(EX_TEMPFAIL), "{stderr}");
+    assert_eq!(pid_of(&addr), pid, "still the original process");
+    drop(proc);
+}
+
+#[test]
+fn a_malformed_hand_off_environment_is_a_startup_error() {
+    let mut cmd = handoff();
+    cmd.env("HANDOFF_READY_FD", "banana");
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(65), "{stderr}");
+    assert!(stderr.contains("HANDOFF_READY_FD=\"banana\""), "{stderr}");
+}
+
+#[test]
+fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let notify_env = notify_path.to_str().unwrap().to_owned();
+    let proc = start(
+        &addr,
+        &[
+            ("NOTIFY_SOCKET", &notify_env),
+            ("WATCHDOG_USEC", "60000000"),
+        ],
+    );
+    let first = pid_of(&addr);
+    let mut pids = Pids(vec![first]);
+
+    let mut buf = [0u8; 4096];
+    let mut recv = || {
+        let n = notify.recv(&mut buf).expect("a notification arrives");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(recv().lines().any(|l| l == "READY=1"));
+
+    proc.signal(libc::SIGHUP);
+    let reloading = recv();
+    assert!(
+        reloading.lines().any(|l| l == "RELOADING=1"),
+        "{reloading:?}"
+    );
+    let handed = recv();
+    let second = wait_for_new_pid(&addr, first);
+    pids.0.push(second);
+    let lines: Vec<&str> = handed.lines().collect();
+    assert!(
+        lines.contains(&format!("MAINPID={second}").as_str()),
+        "{handed:?}"
+    );
+    assert!(lines.contains(&"READY=1"), "{handed:?}");
+    assert!(lines.contains(&"WATCHDOG=1"), "{handed:?}");
+    // The old process, no longer the main one, must not say STOPPING=1.
+    notify
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut rest = [0u8; 4096];
+    if let Ok(n) = notify.recv(&mut rest) {
+        let extra = String::from_utf8_lossy(&rest[..n]).into_owned();
+        assert!(!extra.contains("STOPPING=1"), "{extra:?}");
+    }
+    drop(proc);
+}
