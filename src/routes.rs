@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use crate::duration;
-use crate::state::{AppState, VERSION};
+use crate::state::{AppState, BUILD, VERSION};
 
 /// An error answered to the client as JSON with the given status.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ async fn index(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(format!(
-            "handoff {VERSION} pid {} generation {} started {}\n",
+            "handoff {VERSION} build {BUILD} pid {} generation {} started {}\n",
             state.pid,
             state.generation,
             state.started_rfc3339()
@@ -132,6 +132,7 @@ async fn readyz(state: State) -> HttpResponse {
 struct VersionInfo<'a> {
     name: &'a str,
     version: &'a str,
+    build: &'a str,
     pid: u32,
     generation: u64,
     started: String,
@@ -141,6 +142,7 @@ async fn version(state: State) -> HttpResponse {
     HttpResponse::Ok().json(VersionInfo {
         name: env!("CARGO_PKG_NAME"),
         version: VERSION,
+        build: BUILD,
         pid: state.pid,
         generation: state.generation,
         started: state.started_rfc3339(),

@@ -8,6 +8,12 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Which build this is, set at compile time (`HANDOFF_BUILD_ID=...`; the Nix
+/// package sets one), so that two builds of one version can be told apart.
+pub const BUILD: &str = match option_env!("HANDOFF_BUILD_ID") {
+    Some(id) => id,
+    None => "dev",
+};
 
 pub struct AppState {
     pub settings: Settings,

@@ -427,3 +427,71 @@ fn failed_reloads_leave_the_old_process_serving() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Twin of nix/tests/switch.nix: what switch-to-configuration does for a unit
+/// with reloadIfChanged (new ExecStart/ExecReload with another binary and
+/// configuration, daemon-reload, reload), back and forth under load.
+#[test]
+fn switching_builds_and_settings_under_load_fails_no_request() {
+    if skipped("switching_builds_and_settings_under_load_fails_no_request") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port(), &[]);
+    c.sh("mkdir -p /opt/v2 && cp /usr/local/bin/handoff /opt/v2/handoff \
+          && printf '[server]\\nworkers = 1\\n[limits]\\nmax_delay = \"5s\"\\n' > /etc/handoff/v2.toml");
+    answering_pid(&c.addr());
+
+    let to_v2 = "mkdir -p /run/systemd/system/handoff.service.d && printf '[Service]\\n\
+        ExecStart=\\nExecStart=/opt/v2/handoff --config /etc/handoff/v2.toml\\n\
+        ExecReload=\\nExecReload=/opt/v2/handoff --config /etc/handoff/v2.toml reload --pid $MAINPID\\n' \
+        > /run/systemd/system/handoff.service.d/50-switch.conf \
+        && systemctl daemon-reload && systemctl reload handoff.service";
+    let to_v1 = "rm /run/systemd/system/handoff.service.d/50-switch.conf \
+        && systemctl daemon-reload && systemctl reload handoff.service";
+    let cap = |c: &Container| {
+        let r = get(&c.addr(), "/delay/999999").unwrap();
+        assert_eq!(r.status, 400, "{r:?}");
+        r.body
+    };
+    let mut seen = Vec::new();
+    let run = under_load(
+        &c,
+        Duration::from_secs(30),
+        6,
+        Duration::from_millis(1500),
+        |c| {
+            let to = if seen.len() % 2 == 0 { to_v2 } else { to_v1 };
+            c.sh(to);
+            seen.push(to);
+        },
+    );
+    print_run(
+        "switch",
+        "switch between two builds and configurations x6 under load",
+        &run,
+    );
+    assert_nothing_failed(&run);
+    assert_new_pid_after_each(&run);
+    assert_fast_requests_never_waited_for_a_drain(&run);
+
+    // Back on the first configuration, served by the first binary.
+    wait_for_one_process(&c);
+    let exe = c.sh("readlink /proc/$(systemctl show -p MainPID --value handoff.service)/exe");
+    assert_eq!(exe, "/usr/local/bin/handoff");
+    assert!(cap(&c).contains("(10s)"));
+    let version: serde_json::Value =
+        serde_json::from_str(&get(&c.addr(), "/version").unwrap().body).unwrap();
+    assert_eq!(version["generation"], 7, "six reloads, no restart");
+
+    // And once more to v2: its binary and its settings serve.
+    c.sh(to_v2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cap(&c).contains("(5s)") {
+        assert!(Instant::now() < deadline, "v2 settings never served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_for_one_process(&c);
+    let exe = c.sh("readlink /proc/$(systemctl show -p MainPID --value handoff.service)/exe");
+    assert_eq!(exe, "/opt/v2/handoff");
+}

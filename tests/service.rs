@@ -410,8 +410,9 @@ fn the_http_api_answers_and_errors_are_json() {
     let index = wait_until_serving(&addr, Duration::from_secs(10));
     assert!(
         index.body.starts_with(&format!(
-            "handoff {} pid {} generation 1 started 20",
+            "handoff {} build {} pid {} generation 1 started 20",
             env!("CARGO_PKG_VERSION"),
+            option_env!("HANDOFF_BUILD_ID").unwrap_or("dev"),
             proc.pid()
         )),
         "{index:?}"

@@ -1,0 +1,64 @@
+# What the VM tests in nix/tests/ share: the machine, and the mixed load of
+# the container suite (tests/container.rs), so both suites measure alike.
+{ self }:
+{
+  # The machine: handoff enabled from this flake, curl and the load generator.
+  node =
+    { pkgs, ... }:
+    {
+      imports = [ self.nixosModules.default ];
+      services.handoff.enable = true;
+      environment.systemPackages = [
+        pkgs.curl
+        self.packages.${pkgs.stdenv.hostPlatform.system}.loadgen
+      ];
+      virtualisation = {
+        cores = 2;
+        memorySize = 2048;
+      };
+    };
+
+  # Python for testScript: start_load(), finish_load(), answering_pid().
+  # loadgen exits non-zero when any request failed (see benches/loadgen).
+  python = ''
+    import re
+
+    LOAD = (
+        "loadgen --addr 127.0.0.1:8080 --duration {seconds}"
+        " --group fast-ka:/:12:ka --group fast-close:/:12:close"
+        " --group slow-ka:/delay/1000:4:ka --group slow-close:/delay/1000:4:close"
+    )
+
+    def start_load(seconds):
+        machine.succeed("rm -f /tmp/load.txt /tmp/load.rc")
+        machine.succeed(
+            "systemd-run --unit=load --collect sh -c '"
+            + LOAD.format(seconds=seconds)
+            + " > /tmp/load.txt 2>&1; echo $? > /tmp/load.rc'"
+        )
+
+    def finish_load():
+        machine.wait_until_succeeds("test -e /tmp/load.rc", timeout=600)
+        report = machine.succeed("cat /tmp/load.txt")
+        print(report)
+        assert machine.succeed("cat /tmp/load.rc").strip() == "0", "requests failed under load"
+        return report
+
+    def fast_max_ms(report):
+        return max(
+            float(re.search(r"max\s+([0-9.]+) ms", line).group(1))
+            for line in report.splitlines()
+            if line.startswith("fast")
+        )
+
+    def answering_pid():
+        out = machine.succeed("curl --fail --silent --max-time 30 http://127.0.0.1:8080/")
+        return int(re.search(r" pid (\d+) ", out).group(1))
+
+    def wait_for_new_pid(old):
+        machine.wait_until_succeeds(
+            f"curl --fail --silent http://127.0.0.1:8080/ | grep -v ' pid {old} '", timeout=60
+        )
+        return answering_pid()
+  '';
+}

@@ -1,0 +1,19 @@
+# systemd-analyze security scores the unit at or below 0.5.
+# Twin: tests/container.rs, the_service_is_hardened_to_the_target_exposure.
+{ pkgs, self }:
+let
+  support = import ../test-support.nix { inherit self; };
+in
+pkgs.testers.runNixOSTest {
+  name = "handoff-hardening";
+  nodes.machine = support.node;
+  testScript = ''
+    import re
+    machine.wait_for_unit("handoff.socket")
+    machine.succeed("curl --fail --silent http://127.0.0.1:8080/healthz")
+    report = machine.succeed("systemd-analyze security --no-pager handoff.service")
+    print(report)
+    score = float(re.search(r"Overall exposure level for handoff.service: ([0-9.]+)", report).group(1))
+    assert score <= 0.5, f"exposure {score} above 0.5"
+  '';
+}

@@ -1,0 +1,31 @@
+# systemctl reload, 10 times under mixed load: each reload hands the sockets
+# to a new process; no request fails and no fast request waits for a drain.
+# Twin: tests/container.rs, reloads_under_load_fail_no_request_and_wait_for_no_drain.
+{ pkgs, self }:
+let
+  support = import ../test-support.nix { inherit self; };
+in
+pkgs.testers.runNixOSTest {
+  name = "handoff-reload";
+  nodes.machine = support.node;
+  testScript = ''
+    import json
+    ${support.python}
+    machine.wait_for_unit("handoff.socket")
+    start_load(30)
+    machine.sleep(2)
+    pid = answering_pid()
+    for _ in range(10):
+        machine.succeed("systemctl reload handoff.service")
+        pid = wait_for_new_pid(pid)
+        machine.sleep(1.5)
+    report = finish_load()
+    assert fast_max_ms(report) < 500, "a fast request waited for a drain"
+
+    version = json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))
+    assert version["generation"] == 11, version
+    main = int(machine.succeed("systemctl show -p MainPID --value handoff.service"))
+    assert version["pid"] == main, (version, main)
+    machine.wait_until_succeeds("test $(pgrep -c -x handoff) = 1", timeout=30)
+  '';
+}

@@ -1,0 +1,51 @@
+# nixos-rebuild's switch between two configurations (other settings and
+# another package build) under load: reloadIfChanged hands off each time,
+# no request fails, and the other build answers.
+# Twin: tests/container.rs, switching_builds_and_settings_under_load_fails_no_request.
+{ pkgs, self }:
+let
+  support = import ../test-support.nix { inherit self; };
+  v2 = (pkgs.callPackage ../package.nix { buildId = "v2"; }).handoff;
+in
+pkgs.testers.runNixOSTest {
+  name = "handoff-switch";
+  nodes.machine = {
+    imports = [ support.node ];
+    specialisation.v2.configuration.services.handoff = {
+      package = v2;
+      settings = {
+        server.workers = 1;
+        limits.max_delay = "5s";
+      };
+    };
+  };
+  testScript =
+    { nodes, ... }:
+    let
+      inherit (nodes.machine.system.build) toplevel;
+    in
+    ''
+      import json
+      ${support.python}
+
+      def build():
+          return json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))["build"]
+
+      machine.wait_for_unit("handoff.socket")
+      assert build() == "nix"
+      start_load(40)
+      machine.sleep(2)
+      for _ in range(3):
+          machine.succeed("${toplevel}/specialisation/v2/bin/switch-to-configuration test")
+          machine.wait_until_succeeds("curl --fail --silent http://127.0.0.1:8080/version | grep -q '\"build\":\"v2\"'")
+          machine.sleep(2)
+          machine.succeed("${toplevel}/bin/switch-to-configuration test")
+          machine.wait_until_succeeds("curl --fail --silent http://127.0.0.1:8080/version | grep -q '\"build\":\"nix\"'")
+          machine.sleep(2)
+      finish_load()
+
+      # Six reloads, no restart: a restart would start again at generation 1.
+      version = json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))
+      assert version["generation"] == 7, version
+    '';
+}
