@@ -17,7 +17,9 @@ let
       ../Cargo.lock
       ../src
       ../tests
+      # Workspace members: cargo reads every member's manifest.
       ../benches/loadgen
+      ../benches/restart-bench
       ../containers
     ];
   };

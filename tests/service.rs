@@ -475,3 +475,35 @@ fn the_http_api_answers_and_errors_are_json() {
         assert!(metrics.contains(needle), "missing {needle:?} in\n{metrics}");
     }
 }
+
+#[test]
+fn logs_json_lines_when_asked() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = handoff();
+    cmd.args(["--listen", &addr])
+        .env("HANDOFF__LOG__FORMAT", "json");
+    let proc = Proc::spawn(cmd);
+    wait_until_serving(&addr, Duration::from_secs(10));
+    proc.signal(libc::SIGTERM);
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let messages: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    for lifecycle in ["listening", "ready", "drained", "exit"] {
+        assert!(
+            messages.contains(&lifecycle),
+            "no {lifecycle:?} in {messages:?}"
+        );
+    }
+    let listening = events.iter().find(|e| e["message"] == "listening").unwrap();
+    assert!(
+        listening["listener"].as_str().unwrap().contains("(bound)"),
+        "{listening}"
+    );
+}

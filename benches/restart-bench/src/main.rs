@@ -570,16 +570,26 @@ fn plot(path: &Path, args: &Args, results: &[StrategyResult]) {
                 worst[b] = worst[b].max(s.latency_us as f64 / 1000.0);
             }
         }
-        chart
-            .draw_series(LineSeries::new(
-                worst
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, w)| **w > 0.0)
-                    .map(|(b, w)| (b as f64 / 10.0, w.clamp(0.1, top))),
-                BLACK.stroke_width(1),
-            ))
-            .unwrap();
+        // One line per run of buckets in which fast requests started: a
+        // bucket where none started (every client waiting) breaks the line
+        // rather than being bridged by a misleading slope.
+        let mut segment: Vec<(f64, f64)> = Vec::new();
+        for (b, w) in worst.iter().enumerate().chain([(buckets, &0.0)]) {
+            if *w > 0.0 {
+                segment.push((b as f64 / 10.0, w.clamp(0.1, top)));
+            } else if !segment.is_empty() {
+                let points = std::mem::take(&mut segment);
+                if points.len() == 1 {
+                    chart
+                        .draw_series(points.iter().map(|p| Circle::new(*p, 2, BLACK.filled())))
+                        .unwrap();
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(points, BLACK.stroke_width(1)))
+                        .unwrap();
+                }
+            }
+        }
         chart
             .draw_series(
                 r.samples.iter().filter(|s| !s.outcome.is_ok()).map(|s| {
