@@ -18,7 +18,7 @@
       };
     };
 
-  # Python for testScript: start_load(), finish_load(), answering_pid().
+  # Python for testScript: under_load(), start_load(), finish_load(), answering_pid().
   # loadgen exits non-zero when any request failed (see benches/loadgen).
   python = ''
     import re
@@ -60,5 +60,17 @@
             f"curl --fail --silent http://127.0.0.1:8080/ | grep -v ' pid {old} '", timeout=60
         )
         return answering_pid()
+
+    def under_load(command, times, seconds):
+        """Runs `command` `times` times under the mixed load, 1.5 s apart,
+        checking that a new process answers after each; the load's report."""
+        start_load(seconds)
+        machine.sleep(2)
+        pid = answering_pid()
+        for _ in range(times):
+            machine.succeed(command)
+            pid = wait_for_new_pid(pid)
+            machine.sleep(1.5)
+        return finish_load()
   '';
 }

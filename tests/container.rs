@@ -16,6 +16,25 @@ use loadgen::{Group, Plan, Sample, Stats};
 use podman::{Container, serial, skipped};
 use support::{free_port, get};
 
+/// A fresh container for one test, with the lock that keeps containers one at
+/// a time; the container is removed before the lock is released.
+struct Isolated {
+    container: Container,
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+/// None (and a note) when the container suite is skipped.
+fn isolated(test: &str) -> Option<Isolated> {
+    if skipped(test) {
+        return None;
+    }
+    let one = serial();
+    Some(Isolated {
+        container: Container::start(free_port(), &[]),
+        _one: one,
+    })
+}
+
 /// The mixed load of the restart and reload tests: fast and 1 s requests,
 /// with and without keep-alive, 32 clients.
 fn mixed_load(addr: &str, duration: Duration) -> Plan {
@@ -149,11 +168,10 @@ fn assert_new_pid_after_each(run: &Run) {
 /// Twin of nix/tests/activation.nix.
 #[test]
 fn the_first_request_starts_the_service_through_the_socket() {
-    if skipped("the_first_request_starts_the_service_through_the_socket") {
+    let Some(t) = isolated("the_first_request_starts_the_service_through_the_socket") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     assert_eq!(c.is_active("handoff.socket"), "active");
     assert_eq!(
         c.is_active("handoff.service"),
@@ -175,13 +193,12 @@ fn the_first_request_starts_the_service_through_the_socket() {
 /// Twin of nix/tests/restart.nix.
 #[test]
 fn restarts_under_load_fail_no_request() {
-    if skipped("restarts_under_load_fail_no_request") {
+    let Some(t) = isolated("restarts_under_load_fail_no_request") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     let run = under_load(
-        &c,
+        c,
         Duration::from_secs(36),
         10,
         Duration::from_millis(1500),
@@ -203,11 +220,10 @@ fn restarts_under_load_fail_no_request() {
 /// `podman stop` stops systemd, which stops handoff, which drains.
 #[test]
 fn podman_stop_lets_the_request_in_flight_finish() {
-    if skipped("podman_stop_lets_the_request_in_flight_finish") {
+    let Some(t) = isolated("podman_stop_lets_the_request_in_flight_finish") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     assert_eq!(get(&c.addr(), "/").unwrap().status, 200);
     let addr = c.addr();
     let slow = std::thread::spawn(move || get(&addr, "/delay/1000"));
@@ -224,11 +240,10 @@ fn podman_stop_lets_the_request_in_flight_finish() {
 /// Twin of nix/tests/hardening.nix: the unit's exposure score.
 #[test]
 fn the_service_is_hardened_to_the_target_exposure() {
-    if skipped("the_service_is_hardened_to_the_target_exposure") {
+    let Some(t) = isolated("the_service_is_hardened_to_the_target_exposure") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     let analysis = c.sh("systemd-analyze security --no-pager handoff.service");
     let line = analysis
         .lines()
@@ -318,13 +333,12 @@ fn wait_for_one_process(c: &Container) {
 /// Twin of nix/tests/reload.nix: `systemctl reload` hands off under load.
 #[test]
 fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
-    if skipped("reloads_under_load_fail_no_request_and_wait_for_no_drain") {
+    let Some(t) = isolated("reloads_under_load_fail_no_request_and_wait_for_no_drain") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     let run = under_load(
-        &c,
+        c,
         Duration::from_secs(30),
         10,
         Duration::from_millis(1500),
@@ -336,7 +350,7 @@ fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
     assert_nothing_failed(&run);
     assert_new_pid_after_each(&run);
     assert_fast_requests_never_waited_for_a_drain(&run);
-    wait_for_one_process(&c);
+    wait_for_one_process(c);
     assert_eq!(
         c.main_pid(),
         *run.pids.last().unwrap(),
@@ -352,11 +366,10 @@ fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
 /// old process keeps serving, and no request fails meanwhile.
 #[test]
 fn failed_reloads_leave_the_old_process_serving() {
-    if skipped("failed_reloads_leave_the_old_process_serving") {
+    let Some(t) = isolated("failed_reloads_leave_the_old_process_serving") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     c.sh(
         "printf '#!/bin/sh\\nexit 1\\n' > /usr/local/bin/broken-handoff \
           && chmod 755 /usr/local/bin/broken-handoff",
@@ -433,11 +446,10 @@ fn failed_reloads_leave_the_old_process_serving() {
 /// configuration, daemon-reload, reload), back and forth under load.
 #[test]
 fn switching_builds_and_settings_under_load_fails_no_request() {
-    if skipped("switching_builds_and_settings_under_load_fails_no_request") {
+    let Some(t) = isolated("switching_builds_and_settings_under_load_fails_no_request") else {
         return;
-    }
-    let _one = serial();
-    let c = Container::start(free_port(), &[]);
+    };
+    let c = &t.container;
     c.sh("mkdir -p /opt/v2 && cp /usr/local/bin/handoff /opt/v2/handoff \
           && printf '[server]\\nworkers = 1\\n[limits]\\nmax_delay = \"5s\"\\n' > /etc/handoff/v2.toml");
     answering_pid(&c.addr());
@@ -456,7 +468,7 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     };
     let mut seen = Vec::new();
     let run = under_load(
-        &c,
+        c,
         Duration::from_secs(30),
         6,
         Duration::from_millis(1500),
@@ -476,10 +488,10 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     assert_fast_requests_never_waited_for_a_drain(&run);
 
     // Back on the first configuration, served by the first binary.
-    wait_for_one_process(&c);
+    wait_for_one_process(c);
     let exe = c.sh("readlink /proc/$(systemctl show -p MainPID --value handoff.service)/exe");
     assert_eq!(exe, "/usr/local/bin/handoff");
-    assert!(cap(&c).contains("(10s)"));
+    assert!(cap(c).contains("(10s)"));
     let version: serde_json::Value =
         serde_json::from_str(&get(&c.addr(), "/version").unwrap().body).unwrap();
     assert_eq!(version["generation"], 7, "six reloads, no restart");
@@ -487,11 +499,11 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     // And once more to v2: its binary and its settings serve.
     c.sh(to_v2);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !cap(&c).contains("(5s)") {
+    while !cap(c).contains("(5s)") {
         assert!(Instant::now() < deadline, "v2 settings never served");
         std::thread::sleep(Duration::from_millis(50));
     }
-    wait_for_one_process(&c);
+    wait_for_one_process(c);
     let exe = c.sh("readlink /proc/$(systemctl show -p MainPID --value handoff.service)/exe");
     assert_eq!(exe, "/opt/v2/handoff");
 }

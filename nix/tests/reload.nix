@@ -12,14 +12,7 @@ pkgs.testers.runNixOSTest {
     import json
     ${support.python}
     machine.wait_for_unit("handoff.socket")
-    start_load(30)
-    machine.sleep(2)
-    pid = answering_pid()
-    for _ in range(10):
-        machine.succeed("systemctl reload handoff.service")
-        pid = wait_for_new_pid(pid)
-        machine.sleep(1.5)
-    report = finish_load()
+    report = under_load("systemctl reload handoff.service", times=10, seconds=30)
     assert fast_max_ms(report) < 500, "a fast request waited for a drain"
 
     version = json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))

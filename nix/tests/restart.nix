@@ -10,14 +10,7 @@ pkgs.testers.runNixOSTest {
   testScript = ''
     ${support.python}
     machine.wait_for_unit("handoff.socket")
-    start_load(40)
-    machine.sleep(2)
-    pid = answering_pid()
-    for _ in range(10):
-        machine.succeed("systemctl restart handoff.service")
-        pid = wait_for_new_pid(pid)
-        machine.sleep(1.5)
-    finish_load()
+    under_load("systemctl restart handoff.service", times=10, seconds=40)
     machine.succeed("test $(pgrep -c -x handoff) = 1")
   '';
 }
