@@ -1,6 +1,9 @@
 # What the VM tests in nix/tests/ share: the machine, and the mixed load of
 # the container suite (tests/container.rs), so both suites measure alike.
 { self }:
+let
+  loadgenOf = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.loadgen;
+in
 {
   # The machine: handoff enabled from this flake, curl and the load generator.
   node =
@@ -10,7 +13,8 @@
       services.handoff.enable = true;
       environment.systemPackages = [
         pkgs.curl
-        self.packages.${pkgs.stdenv.hostPlatform.system}.loadgen
+        pkgs.iproute2
+        (loadgenOf pkgs)
       ];
       virtualisation = {
         cores = 2;
@@ -19,12 +23,13 @@
     };
 
   # Python for testScript: under_load(), start_load(), finish_load(), answering_pid().
-  # loadgen exits non-zero when any request failed (see benches/loadgen).
-  python = ''
+  # loadgen exits non-zero when any request failed (see benches/loadgen); it
+  # is named by store path, as a systemd-run unit does not have the shell's PATH.
+  python = pkgs: ''
     import re
 
     LOAD = (
-        "loadgen --addr 127.0.0.1:8080 --duration {seconds}"
+        "${loadgenOf pkgs}/bin/loadgen --addr 127.0.0.1:8080 --duration {seconds}"
         " --group fast-ka:/:12:ka --group fast-close:/:12:close"
         " --group slow-ka:/delay/1000:4:ka --group slow-close:/delay/1000:4:close"
     )

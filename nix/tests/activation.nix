@@ -8,7 +8,7 @@ pkgs.testers.runNixOSTest {
   name = "handoff-activation";
   nodes.machine = support.node;
   testScript = ''
-    ${support.python}
+    ${support.python pkgs}
     machine.wait_for_unit("sockets.target")
     machine.wait_for_unit("handoff.socket")
     machine.succeed("ss -Htln 'sport = :8080' | grep -q LISTEN")

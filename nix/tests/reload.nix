@@ -10,7 +10,7 @@ pkgs.testers.runNixOSTest {
   nodes.machine = support.node;
   testScript = ''
     import json
-    ${support.python}
+    ${support.python pkgs}
     machine.wait_for_unit("handoff.socket")
     report = under_load("systemctl reload handoff.service", times=10, seconds=30)
     assert fast_max_ms(report) < 500, "a fast request waited for a drain"

@@ -8,7 +8,7 @@ pkgs.testers.runNixOSTest {
   name = "handoff-restart";
   nodes.machine = support.node;
   testScript = ''
-    ${support.python}
+    ${support.python pkgs}
     machine.wait_for_unit("handoff.socket")
     under_load("systemctl restart handoff.service", times=10, seconds=40)
     machine.succeed("test $(pgrep -c -x handoff) = 1")

@@ -26,7 +26,7 @@ pkgs.testers.runNixOSTest {
     in
     ''
       import json
-      ${support.python}
+      ${support.python pkgs}
 
       def build():
           return json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))["build"]

@@ -1,0 +1,33 @@
+# Renders the testScript of every NixOS VM test with stand-ins for nixpkgs
+# and this flake, so that CI (which has no nixpkgs) can check that the Python
+# they produce parses. Evaluated by .ci/run with nix-instantiate --eval.
+let
+  system = "x86_64-linux";
+  fake = name: "/nix/store/00000000000000000000000000000000-${name}";
+  pkgs = {
+    stdenv.hostPlatform = { inherit system; };
+    testers.runNixOSTest = test: test;
+    callPackage = _: _: { handoff = fake "handoff-v2"; };
+  };
+  self = {
+    packages.${system} = {
+      loadgen = fake "loadgen";
+      container = fake "container";
+    };
+    nixosModules.default = { };
+  };
+  nodes.machine.system.build.toplevel = fake "toplevel";
+  tests = builtins.attrNames (builtins.readDir ../nix/tests);
+  script =
+    file:
+    let
+      test = import (../nix/tests + "/${file}") { inherit pkgs self; };
+    in
+    if builtins.isFunction test.testScript then test.testScript { inherit nodes; } else test.testScript;
+in
+builtins.listToAttrs (
+  map (file: {
+    name = file;
+    value = script file;
+  }) tests
+)
