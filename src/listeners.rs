@@ -7,11 +7,10 @@
 //! and does not check that a socket is listening, and each of those deserves a
 //! clear startup error naming the fd rather than a server that never answers.
 
-use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::net::{TcpListener, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -448,20 +447,11 @@ pub fn take_or_bind(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, Listen
     }
 }
 
-/// Keeps `OsStr` import meaningful for callers that build the env themselves.
-pub fn is_activation_var(name: &OsStr) -> bool {
-    name == LISTEN_FDS || name == LISTEN_PID || name == LISTEN_FDNAMES
-}
-
-/// The fd number a listener has in this process (for logs and hand-off).
-pub fn raw_fd(listener: &Listener) -> RawFd {
-    listener.as_fd().as_raw_fd()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::os::fd::AsRawFd;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs

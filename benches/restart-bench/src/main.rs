@@ -271,6 +271,8 @@ struct StrategyResult {
     overall: Vec<Stats>,
     /// Fast requests that started inside a restart window.
     fast_in_windows: Stats,
+    /// All requests that started inside a restart window.
+    all_in_windows: Stats,
     /// Longest time in which no response completed, in ms.
     longest_gap_ms: f64,
     /// Restart moments, seconds from the start of the load.
@@ -337,6 +339,7 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
             .filter(|s| fast.contains(&s.group))
             .filter(in_window),
     );
+    let all_in_windows = Stats::of("all, in windows", samples.iter().filter(in_window));
     let mut done: Vec<u64> = samples
         .iter()
         .filter(|s| s.outcome.is_ok())
@@ -355,6 +358,7 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
         name: strategy.name(),
         overall,
         fast_in_windows,
+        all_in_windows,
         longest_gap_ms,
         restarts_s,
         samples,
@@ -475,13 +479,13 @@ fn report(args: &Args, results: &[StrategyResult], steady: &[Steady], cold: &[Co
         args.window
     ));
     md.push_str(
-        "| strategy | requests | failed | retried | p50 ms | p99 ms | max ms | fast in windows: p99 ms | max ms | longest gap ms |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| strategy | requests | failed | retried | p50 ms | p99 ms | max ms | in windows: failed | fast p50 ms | fast p99 ms | fast max ms | longest gap ms |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
         let all = r.overall.last().unwrap();
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} |\n",
+            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {} | {:.1} | {:.1} | {:.0} | {:.0} |\n",
             r.name,
             all.requests,
             fmt_failures(all),
@@ -489,6 +493,8 @@ fn report(args: &Args, results: &[StrategyResult], steady: &[Steady], cold: &[Co
             all.p50_ms,
             all.p99_ms,
             all.max_ms,
+            r.all_in_windows.failed,
+            r.fast_in_windows.p50_ms,
             r.fast_in_windows.p99_ms,
             r.fast_in_windows.max_ms,
             r.longest_gap_ms
