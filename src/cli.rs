@@ -2,12 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use std::time::Duration;
-
-use crate::config::{Overrides, Settings};
+use crate::config::{self, Overrides, Settings};
 use crate::reload::Reloader;
 use crate::successor::{self, Launch};
 use crate::{control, exit, listeners, server, telemetry};
@@ -87,12 +86,7 @@ pub fn main() -> ExitCode {
 /// listen overrides.
 fn successor_args(cli: &Cli) -> Vec<String> {
     let mut args = Vec::new();
-    let config = cli.config.clone().or_else(|| {
-        std::env::var_os(crate::config::CONFIG_FILE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    if let Some(path) = config {
+    if let Some(path) = config::config_file(cli.config.as_deref()) {
         let path = std::path::absolute(&path).unwrap_or(path);
         args.push("--config".to_owned());
         args.push(path.display().to_string());

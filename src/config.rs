@@ -141,6 +141,16 @@ pub struct Overrides {
     pub listen: Vec<String>,
 }
 
+/// The configuration file to read: `--config FILE`, else a non-empty
+/// `HANDOFF_CONFIG`, else none.
+pub fn config_file(flag: Option<&Path>) -> Option<PathBuf> {
+    flag.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(CONFIG_FILE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
 /// A configuration that cannot be used; the message names key and value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -160,10 +170,7 @@ impl Settings {
     /// Loads the layered settings: defaults, then the file named by
     /// `--config` or `HANDOFF_CONFIG`, then `HANDOFF__*` variables, then flags.
     pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
-        let env_file = std::env::var_os(CONFIG_FILE_ENV)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-        let file = overrides.config_file.clone().or(env_file);
+        let file = config_file(overrides.config_file.as_deref());
         Self::load_from(file.as_deref(), std::env::vars(), overrides)
     }
 
