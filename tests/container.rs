@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use loadgen::{Group, Plan, Sample, Stats};
 use podman::{Container, serial, skipped};
-use support::{free_port, get};
+use support::{answering_pid, free_port, get, wait_for_new_pid};
 
 /// A fresh container for one test, with the lock that keeps containers one at
 /// a time; the container is removed before the lock is released.
@@ -30,7 +30,7 @@ fn isolated(test: &str) -> Option<Isolated> {
     }
     let one = serial();
     Some(Isolated {
-        container: Container::start(free_port(), &[]),
+        container: Container::start(free_port()),
         _one: one,
     })
 }
@@ -51,17 +51,8 @@ fn mixed_load(addr: &str, duration: Duration) -> Plan {
     }
 }
 
-/// The pid answering `GET /`, waiting through a restart if need be.
-fn answering_pid(addr: &str) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match get(addr, "/") {
-            Ok(r) if r.status == 200 => return r.pid(),
-            other if Instant::now() > deadline => panic!("{addr}: no answer: {other:?}"),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
+/// How long a restart or reload may take before another pid answers.
+const NEW_PID_LIMIT: Duration = Duration::from_secs(30);
 
 /// What happened under load while `disrupt` ran `times` times.
 struct Run {
@@ -87,18 +78,13 @@ fn under_load(
         runtime.spawn(async move { loadgen::run(&plan).await })
     };
     std::thread::sleep(Duration::from_secs(2));
-    let mut pids = vec![answering_pid(&c.addr())];
+    let mut pids = vec![answering_pid(&c.addr(), NEW_PID_LIMIT)];
     for _ in 0..times {
         disrupt(c);
         let before = *pids.last().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let after = loop {
-            let pid = answering_pid(&c.addr());
-            if pid != before || Instant::now() > deadline {
-                break pid;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        // The same pid is recorded when none other answers in time:
+        // assert_new_pid_after_each judges it with the whole list.
+        let after = wait_for_new_pid(&c.addr(), before, NEW_PID_LIMIT).unwrap_or(before);
         pids.push(after);
         std::thread::sleep(gap);
     }
@@ -375,7 +361,7 @@ fn failed_reloads_leave_the_old_process_serving() {
           && chmod 755 /usr/local/bin/broken-handoff",
     );
     let mut outcomes = Vec::new();
-    answering_pid(&c.addr()); // starts the service through its socket
+    answering_pid(&c.addr(), NEW_PID_LIMIT); // starts the service through its socket
     let main = c.main_pid();
 
     let plan = mixed_load(&c.addr(), Duration::from_secs(14));
@@ -431,14 +417,10 @@ fn failed_reloads_leave_the_old_process_serving() {
 
     // And a good reload still works afterwards.
     c.sh("systemctl reload handoff.service");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while answering_pid(&c.addr()) == main {
-        assert!(
-            Instant::now() < deadline,
-            "no successor after a good reload"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        wait_for_new_pid(&c.addr(), main, Duration::from_secs(10)).is_some(),
+        "no successor after a good reload"
+    );
 }
 
 /// Twin of nix/tests/switch.nix: what switch-to-configuration does for a unit
@@ -452,7 +434,7 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     let c = &t.container;
     c.sh("mkdir -p /opt/v2 && cp /usr/local/bin/handoff /opt/v2/handoff \
           && printf '[server]\\nworkers = 1\\n[limits]\\nmax_delay = \"5s\"\\n' > /etc/handoff/v2.toml");
-    answering_pid(&c.addr());
+    answering_pid(&c.addr(), NEW_PID_LIMIT);
 
     let to_v2 = "mkdir -p /run/systemd/system/handoff.service.d && printf '[Service]\\n\
         ExecStart=\\nExecStart=/opt/v2/handoff --config /etc/handoff/v2.toml\\n\

@@ -50,20 +50,13 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
 }
 
 fn pid_of(addr: &str) -> u32 {
-    wait_until_serving(addr, Duration::from_secs(10)).pid()
+    answering_pid(addr, Duration::from_secs(10))
 }
 
-/// Waits until `/` is answered by another pid than `old`.
-fn wait_for_new_pid(addr: &str, old: u32) -> u32 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let pid = pid_of(addr);
-        if pid != old {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "pid {old} still answers");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The successor's pid, once it answers `/` instead of `old`.
+fn successor_of(addr: &str, old: u32) -> u32 {
+    wait_for_new_pid(addr, old, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("pid {old} still answers"))
 }
 
 fn start(addr: &str, env: &[(&str, &str)]) -> Proc {
@@ -124,7 +117,7 @@ fn sighup_under_load_hands_off_with_no_failed_request_and_no_wait_for_the_drain(
         let old = *pids.0.last().unwrap();
         // SAFETY: kill(2) to a pid that served a moment ago.
         assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
-        let new = wait_for_new_pid(&addr, old);
+        let new = successor_of(&addr, old);
         pids.0.push(new);
         std::thread::sleep(Duration::from_millis(1500));
     }
@@ -170,7 +163,7 @@ fn reload_command_reports_success_and_leaves_one_process() {
     let (code, stdout, stderr) = output(reload_cmd(first, None));
     assert_eq!(code, Some(0), "{stderr}");
     // Both accept for a moment; then only the successor.
-    let second = wait_for_new_pid(&addr, first);
+    let second = successor_of(&addr, first);
     pids.0.push(second);
     assert!(
         stdout.contains(&format!(
@@ -352,7 +345,7 @@ fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
         "{reloading:?}"
     );
     let handed = recv();
-    let second = wait_for_new_pid(&addr, first);
+    let second = successor_of(&addr, first);
     pids.0.push(second);
     let lines: Vec<&str> = handed.lines().collect();
     assert!(

@@ -93,8 +93,8 @@ pub struct Container {
 impl Container {
     /// Starts the image with systemd as PID 1 on the host network; a drop-in
     /// moves `handoff.socket` to `port` so tests never collide with a host
-    /// service on 8080. `extra` goes before the image name.
-    pub fn start(port: u16, extra: &[&str]) -> Self {
+    /// service on 8080.
+    pub fn start(port: u16) -> Self {
         let image = image();
         let name = format!("handoff-test-{}-{port}", std::process::id());
         let _ = podman(&["rm", "-f", &name]);
@@ -108,7 +108,7 @@ impl Container {
             "{}:/etc/systemd/system/handoff.socket.d/10-test-port.conf:ro,Z",
             dropin.path().display()
         );
-        let mut args = vec![
+        must(&[
             "run",
             "-d",
             "--name",
@@ -117,10 +117,8 @@ impl Container {
             "--network=host",
             "-v",
             &mount,
-        ];
-        args.extend_from_slice(extra);
-        args.push(image);
-        must(&args);
+            image,
+        ]);
         let c = Self {
             name,
             port,

@@ -289,6 +289,27 @@ pub fn wait_until_serving(addr: &str, limit: Duration) -> Response {
     }
 }
 
+/// The pid answering `GET /`, waiting up to `limit` for an answer.
+pub fn answering_pid(addr: &str, limit: Duration) -> u32 {
+    wait_until_serving(addr, limit).pid()
+}
+
+/// Waits up to `limit` until `GET /` is answered by another pid than `old`;
+/// None if `old` still answers then. Callers assert on it as fits the test.
+pub fn wait_for_new_pid(addr: &str, old: u32, limit: Duration) -> Option<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let pid = answering_pid(addr, limit);
+        if pid != old {
+            return Some(pid);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A port that was free a moment ago (the test binds it right after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
