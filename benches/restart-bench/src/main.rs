@@ -279,6 +279,9 @@ struct StrategyResult {
     restarts_s: Vec<f64>,
     #[serde(skip)]
     samples: Vec<Sample>,
+    /// Indexes of the groups of fast requests (path `/`) in `samples`.
+    #[serde(skip)]
+    fast_groups: Vec<usize>,
 }
 
 fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
@@ -321,7 +324,7 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
     drop(plain);
 
     let overall = loadgen::summarize(&plan, &samples);
-    let fast: Vec<usize> = plan
+    let fast_groups: Vec<usize> = plan
         .groups
         .iter()
         .enumerate()
@@ -336,7 +339,7 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
         "fast, in windows",
         samples
             .iter()
-            .filter(|s| fast.contains(&s.group))
+            .filter(|s| fast_groups.contains(&s.group))
             .filter(in_window),
     );
     let all_in_windows = Stats::of("all, in windows", samples.iter().filter(in_window));
@@ -362,6 +365,7 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
         longest_gap_ms,
         restarts_s,
         samples,
+        fast_groups,
     }
 }
 
@@ -561,16 +565,13 @@ fn plot(path: &Path, args: &Args, results: &[StrategyResult]) {
                 ))
                 .unwrap();
         }
-        let fast: Vec<usize> = r
-            .overall
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.name.starts_with("fast"))
-            .map(|(i, _)| i)
-            .collect();
         let buckets = (args.duration * 10) as usize + 1;
         let mut worst = vec![0f64; buckets];
-        for s in r.samples.iter().filter(|s| fast.contains(&s.group)) {
+        for s in r
+            .samples
+            .iter()
+            .filter(|s| r.fast_groups.contains(&s.group))
+        {
             let b = (s.start_us / 100_000) as usize;
             if b < buckets {
                 worst[b] = worst[b].max(s.latency_us as f64 / 1000.0);
