@@ -138,8 +138,9 @@ fn reload(pid: u32, exe: Option<&std::path::Path>, cli: &Cli, settings: &Setting
 
 fn serve(settings: Settings) -> u8 {
     telemetry::init(&settings.log);
+    raise_fd_limit();
     // Before the runtime starts any thread: these edit the environment.
-    let (generation, ready_fd) = match successor::take_env() {
+    let inherited = match successor::take_env() {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "bad hand-off environment");
@@ -161,7 +162,8 @@ fn serve(settings: Settings) -> u8 {
     };
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut lifecycle = Reloader::new(ready_fd, exe, args, settings.handoff.ready_timeout);
+    let generation = inherited.generation;
+    let mut lifecycle = Reloader::new(inherited, exe, args, settings.handoff.ready_timeout);
     let system = actix_web::rt::System::new();
     match system.block_on(server::serve(settings, taken, generation, &mut lifecycle)) {
         Ok(stop) => {
@@ -173,5 +175,38 @@ fn serve(settings: Settings) -> u8 {
             eprintln!("handoff: {e}");
             exit::SOFTWARE
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go's runtime
+/// does: the inherited soft limit (often 1024) is far below what a server
+/// with keep-alive clients needs, and the hard limit is the administrator's
+/// real bound (`LimitNOFILE=` in the unit). At the limit, accept(2) fails
+/// with EMFILE; actix-server then pauses accepting for 500 ms and retries,
+/// while the connections already open are served.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let before = lim.rlim_cur;
+    if before >= lim.rlim_max {
+        tracing::debug!(nofile = before, "open files limit");
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        tracing::info!(
+            from = before,
+            to = lim.rlim_max,
+            "raised the open files limit"
+        );
+    } else {
+        tracing::warn!(
+            nofile = before,
+            error = %std::io::Error::last_os_error(),
+            "cannot raise the open files limit; set LimitNOFILE= in the unit"
+        );
     }
 }

@@ -19,6 +19,11 @@ use crate::duration;
 pub const ENV_PREFIX: &str = "HANDOFF";
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_FILE_ENV: &str = "HANDOFF_CONFIG";
+/// The most worker threads actix-server starts (it panics above).
+pub const MAX_WORKERS: usize = 512;
+/// The largest configuration file read; anything larger is not a
+/// configuration (and `/dev/zero` would otherwise be read forever).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -54,6 +59,10 @@ pub struct ServerSettings {
     /// Time a client has to send the request body, from the end of the head.
     #[serde(with = "duration")]
     pub client_body_timeout: Duration,
+    /// Longest time a response may wait for the client to read any of it
+    /// (between two successful writes); then the connection is closed.
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +113,7 @@ impl Default for ServerSettings {
             keep_alive: Duration::from_secs(5),
             client_header_timeout: Duration::from_secs(5),
             client_body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -160,7 +170,7 @@ pub enum ConfigError {
     Invalid(String),
     #[error("{key} = {value:?}: {reason}")]
     Value {
-        key: &'static str,
+        key: String,
         value: String,
         reason: String,
     },
@@ -186,10 +196,7 @@ impl Settings {
         let mut builder = Config::builder().add_source(defaults);
 
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: path.to_owned(),
-                message: e.to_string(),
-            })?;
+            let text = read_config_file(path)?;
             // Parse once with toml ourselves: its errors carry line and column.
             toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::File {
                 path: path.to_owned(),
@@ -221,6 +228,7 @@ impl Settings {
         let merged = builder
             .build()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        check_integers(&merged)?;
         let settings: Settings = merged
             .try_deserialize()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -230,9 +238,9 @@ impl Settings {
 
     /// Checks what serde cannot: ranges and the syntax of strings.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, value: &dyn fmt::Display, reason: &str| {
+        let bad = |key: &str, value: &dyn fmt::Display, reason: &str| {
             Err(ConfigError::Value {
-                key,
+                key: key.to_owned(),
                 value: value.to_string(),
                 reason: reason.to_owned(),
             })
@@ -250,11 +258,11 @@ impl Settings {
                 return bad("server.listen", addr, &reason);
             }
         }
-        if s.workers > 1024 {
+        if s.workers > MAX_WORKERS {
             return bad(
                 "server.workers",
                 &s.workers,
-                "must be 0 (one per CPU) to 1024",
+                &format!("must be 0 (one per CPU) to {MAX_WORKERS}"),
             );
         }
         if s.backlog == 0 || s.backlog > 65_535 {
@@ -280,6 +288,13 @@ impl Settings {
         if s.client_body_timeout.is_zero() {
             return bad("server.client_body_timeout", &"0s", "must be more than 0s");
         }
+        if s.send_timeout.is_zero() {
+            return bad(
+                "server.send_timeout",
+                &"0s",
+                "must be more than 0s, or clients that never read hold connections forever",
+            );
+        }
         if self.limits.max_body_bytes == 0 {
             return bad("limits.max_body_bytes", &0, "must be at least 1");
         }
@@ -290,8 +305,8 @@ impl Settings {
                 "must be at most 1h",
             );
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
-            return bad("log.level", &self.log.level, &e.to_string());
+        if let Err(reason) = check_log_filter(&self.log.level) {
+            return bad("log.level", &self.log.level, &reason);
         }
         if self.handoff.ready_timeout.is_zero() {
             return bad("handoff.ready_timeout", &"0s", "must be more than 0s");
@@ -303,4 +318,106 @@ impl Settings {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("settings always serialize to TOML")
     }
+}
+
+/// Reads the configuration file: a regular file of at most
+/// [`MAX_CONFIG_BYTES`], so that a FIFO or a device cannot hang the start or
+/// grow memory without bound.
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let fail = |message: String| ConfigError::File {
+        path: path.to_owned(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".to_owned()));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "{} bytes; a configuration file may have at most {MAX_CONFIG_BYTES}",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut text = String::new();
+    // The length may have changed since the check: read no more than allowed.
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(file, MAX_CONFIG_BYTES + 1),
+        &mut text,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(format!(
+            "grew past {MAX_CONFIG_BYTES} bytes while being read"
+        )));
+    }
+    Ok(text)
+}
+
+/// The dotted keys whose default is an integer: `server.workers`, ...
+fn integer_keys() -> Vec<String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+        for (k, v) in table {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Integer(_) => out.push(key),
+                toml::Value::Table(t) => walk(&key, t, out),
+                _ => {}
+            }
+        }
+    }
+    let defaults = toml::Table::try_from(Settings::default()).expect("settings serialize");
+    let mut out = Vec::new();
+    walk("", &defaults, &mut out);
+    out
+}
+
+/// Integer settings must be given as whole numbers: the config crate would
+/// otherwise round `workers = 2.5` to 3 and turn `true` into 1 without a word.
+fn check_integers(merged: &Config) -> Result<(), ConfigError> {
+    use config::ValueKind;
+    for key in integer_keys() {
+        let Ok(value) = merged.get::<config::Value>(&key) else {
+            continue;
+        };
+        let whole = match &value.kind {
+            ValueKind::I64(_) | ValueKind::I128(_) | ValueKind::U64(_) | ValueKind::U128(_) => true,
+            ValueKind::String(text) => text.trim().parse::<u64>().is_ok(),
+            _ => false,
+        };
+        if !whole {
+            return Err(ConfigError::Value {
+                key,
+                value: value.to_string(),
+                reason: "must be a whole number".to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The tracing levels a bare filter word may name.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// A tracing filter as `EnvFilter` parses it, except that a bare word must be
+/// a level: `EnvFilter` reads `inof` as "everything from target inof", which
+/// silences all logs instead of failing. Targets take `target=level`.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| e.to_string())?;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a level ({}); name a target as target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }

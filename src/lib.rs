@@ -7,13 +7,16 @@
 
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod control;
 pub mod duration;
 pub mod exit;
+pub mod http;
 pub mod listeners;
 pub mod metrics;
 pub mod notify;
 pub mod observe;
+pub mod payload;
 pub mod reload;
 pub mod routes;
 pub mod server;

@@ -182,10 +182,11 @@ fn parse_activation(
     let Some(fds) = get(LISTEN_FDS) else {
         return Ok(None);
     };
-    let count: usize = fds.trim().parse().map_err(|_| ListenError::Environment {
+    let count: usize = digits(&fds).ok_or_else(|| ListenError::Environment {
         var: LISTEN_FDS,
         value: fds.clone(),
-        reason: "not a whole number of file descriptors".to_owned(),
+        reason: "not a whole number of file descriptors (digits only, as systemd sets it)"
+            .to_owned(),
     })?;
     if count > 1024 {
         return Err(ListenError::Environment {
@@ -197,10 +198,10 @@ fn parse_activation(
     // systemd's rule: the variables are for the process whose pid they name.
     // An absent LISTEN_PID is accepted, as listenfd and systemfd do.
     if let Some(pid) = get(LISTEN_PID).filter(|p| !p.is_empty()) {
-        let pid: u32 = pid.trim().parse().map_err(|_| ListenError::Environment {
+        let pid: u32 = digits(&pid).ok_or_else(|| ListenError::Environment {
             var: LISTEN_PID,
             value: pid.clone(),
-            reason: "not a process id".to_owned(),
+            reason: "not a process id (digits only, as systemd sets it)".to_owned(),
         })?;
         if pid != my_pid {
             tracing::info!(
@@ -229,6 +230,16 @@ fn parse_activation(
         }
     };
     Ok(Some(Activation { count, names }))
+}
+
+/// A number written the way systemd writes these variables: ASCII digits and
+/// nothing else. (listenfd reads them without trimming, so a value with
+/// spaces would pass here and then fail there with a vaguer message.)
+fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Checks that `fd` is an open, listening stream socket of a family handoff
@@ -488,8 +499,17 @@ mod tests {
         let err = parse_activation(env(&[("LISTEN_FDS", "two")]), 7).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "LISTEN_FDS=\"two\": not a whole number of file descriptors"
+            "LISTEN_FDS=\"two\": not a whole number of file descriptors \
+             (digits only, as systemd sets it)"
         );
+        // Spaces were trimmed here and then failed inside listenfd.
+        for padded in [" 1", "1 ", "+1", ""] {
+            let err = parse_activation(env(&[("LISTEN_FDS", padded)]), 7).unwrap_err();
+            assert!(err.to_string().contains("digits only"), "{padded:?}: {err}");
+        }
+        let err =
+            parse_activation(env(&[("LISTEN_FDS", "1"), ("LISTEN_PID", " 7")]), 7).unwrap_err();
+        assert!(err.to_string().contains("digits only"), "{err}");
         let err =
             parse_activation(env(&[("LISTEN_FDS", "1"), ("LISTEN_PID", "x")]), 7).unwrap_err();
         assert!(err.to_string().starts_with("LISTEN_PID=\"x\""), "{err}");

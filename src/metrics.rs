@@ -21,7 +21,7 @@ pub struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandoffLabels {
-    /// `success`, `spawn_failed`, `exited`, `not_ready`, `refused`.
+    /// `success`, `spawn_failed`, `exited`, `not_ready`, `successor_died`.
     pub outcome: String,
 }
 
@@ -88,6 +88,14 @@ impl Metrics {
             "Start time of the process since the Unix epoch, in seconds",
             start,
         );
+        // Every generation after the first exists because a hand-off to it
+        // succeeded: the count survives the process that made it. Failed
+        // reloads are counted by the process that stayed, which serves on.
+        handoffs
+            .get_or_create(&HandoffLabels {
+                outcome: "success".to_owned(),
+            })
+            .inc_by(generation.saturating_sub(1));
         Self {
             registry: root,
             requests,

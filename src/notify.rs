@@ -17,6 +17,12 @@ fn send(states: &[NotifyState]) {
     }
 }
 
+/// True when a service manager watches this process (`NOTIFY_SOCKET`): it
+/// restarts the service if the main process dies, so nothing else must.
+pub fn supervised() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
 /// `READY=1` with a status line: the manager may now consider us started.
 pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);

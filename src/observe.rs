@@ -1,17 +1,22 @@
 //! Middleware around every request: counts it in the metrics, refuses bodies
-//! announced larger than the limit, and closes the connection after the
-//! response once the process is draining, so keep-alive clients move to the
-//! next process instead of being cut off when this one exits.
+//! announced larger than the limit, bounds the time to receive a body, and
+//! closes the connection after the response when
+//! - the instance is draining, so keep-alive clients move to the next process
+//!   instead of being cut off when this one exits;
+//! - the handler left part of the body unread: actix would otherwise read a
+//!   chunked rest for as long as the client trickles it.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{ConnectionType, header};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage, ResponseError, web};
 
+use crate::conn::ConnState;
 use crate::metrics::RequestLabels;
+use crate::payload::Tracked;
 use crate::routes::too_large;
-use crate::state::AppState;
+use crate::state::{AppState, Instance};
 
 /// Decrements the in-flight gauge however the request ends, even when the
 /// client goes away and the handler future is dropped.
@@ -24,13 +29,14 @@ impl Drop for InFlight<'_> {
 }
 
 pub async fn observe(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
         .expect("AppState is registered on the App");
+    let instance = req.app_data::<web::Data<Instance>>().cloned();
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -40,7 +46,17 @@ pub async fn observe(
     let guard = InFlight(&state);
 
     let max = state.settings.limits.max_body_bytes;
-    let mut res = match announced_length(&req) {
+    let announced = announced_length(&req);
+    // A body is coming: bound the time to receive it, and learn whether the
+    // handler read it to the end.
+    let body = (has_body(&req, announced)).then(|| {
+        let conn = req.conn_data::<std::rc::Rc<ConnState>>().cloned();
+        let deadline = tokio::time::Instant::now() + state.settings.server.client_body_timeout;
+        let (payload, finished) = Tracked::wrap(req.take_payload(), conn, deadline);
+        req.set_payload(payload);
+        finished
+    });
+    let mut res = match announced {
         Some(len) if len > max as u64 => {
             let (http_req, _) = req.into_parts();
             ServiceResponse::new(http_req, too_large(max).error_response())
@@ -49,7 +65,8 @@ pub async fn observe(
     };
     drop(guard);
 
-    if state.is_draining() {
+    let unread_body = body.is_some_and(|finished| !finished.get());
+    if unread_body || instance.is_some_and(|i| i.is_draining()) {
         res.response_mut()
             .head_mut()
             .set_connection_type(ConnectionType::Close);
@@ -75,4 +92,10 @@ fn announced_length(req: &ServiceRequest) -> Option<u64> {
         .ok()?
         .parse()
         .ok()
+}
+
+/// A request has a body when it announces a length above zero or a transfer
+/// coding (RFC 9112 §6.3); the parser has rejected anything ambiguous.
+fn has_body(req: &ServiceRequest, announced: Option<u64>) -> bool {
+    announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
 }

@@ -16,11 +16,13 @@ use crate::listeners::Taken;
 use crate::notify;
 use crate::server::Lifecycle;
 use crate::state::AppState;
-use crate::successor::{self, Launch};
+use crate::successor::{self, Launch, Successor};
 
 pub struct Reloader {
     /// Set in a successor: where to report ready to the previous process.
     ready_fd: Option<OwnedFd>,
+    /// Set in a successor: the previous process's group, joined once ready.
+    pgid: Option<libc::pid_t>,
     /// The binary this process was started from and its arguments: what a
     /// SIGHUP starts (the file at that path now, so a rebuilt binary runs).
     exe: PathBuf,
@@ -34,13 +36,14 @@ pub struct Reloader {
 
 impl Reloader {
     pub fn new(
-        ready_fd: Option<OwnedFd>,
+        inherited: successor::Inherited,
         exe: PathBuf,
         args: Vec<String>,
         ready_timeout: Duration,
     ) -> Self {
         Self {
-            ready_fd,
+            ready_fd: inherited.ready_fd,
+            pgid: inherited.pgid,
             exe,
             args,
             ready_timeout,
@@ -67,7 +70,7 @@ impl Lifecycle for Reloader {
     fn ready(&mut self, state: &AppState, listeners: &[Taken]) {
         match self.ready_fd.take() {
             // The previous process tells the manager, naming us MAINPID.
-            Some(fd) => successor::report_ready(fd),
+            Some(fd) => successor::report_ready(fd, self.pgid),
             None => notify::ready(&status_line(state.pid, state.generation, listeners.len())),
         }
         match control::listen(state.pid, self.busy.clone()) {
@@ -93,7 +96,7 @@ impl Lifecycle for Reloader {
         }
     }
 
-    async fn reload(&mut self, state: &AppState, listeners: &[Taken]) -> bool {
+    async fn reload(&mut self, state: &AppState, listeners: &[Taken]) -> Option<Successor> {
         let (launch, reply_to): (Launch, Option<oneshot::Sender<ReloadReply>>) =
             match self.request.take() {
                 Some((request, tx)) => (request.launch, Some(tx)),
@@ -126,8 +129,10 @@ impl Lifecycle for Reloader {
             .set(i64::try_from(took_ms).unwrap_or(i64::MAX));
 
         let (reply, handed_off) = match outcome {
-            Ok(pid) => {
-                state.metrics.record_handoff("success");
+            Ok(successor) => {
+                let pid = successor.pid();
+                // Counted by the successor, whose generation says how many
+                // hand-offs led to it (see metrics).
                 notify::main_pid_ready(pid, &status_line(pid, next, listeners.len()));
                 tracing::info!(
                     successor = pid,
@@ -145,7 +150,7 @@ impl Lifecycle for Reloader {
                         state.pid
                     ),
                 };
-                (reply, true)
+                (reply, Some(successor))
             }
             Err(e) => {
                 state.metrics.record_handoff(e.outcome());
@@ -160,15 +165,16 @@ impl Lifecycle for Reloader {
                     duration_ms: took_ms,
                     message,
                 };
-                (reply, false)
+                (reply, None)
             }
         };
         if let Some(tx) = reply_to {
             let _ = tx.send(reply);
         }
-        if handed_off {
+        if handed_off.is_some() {
             // Stop taking reload requests: the successor takes them now.
             self.control = None;
+            self.busy.store(false, Ordering::Release);
         }
         handed_off
     }

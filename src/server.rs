@@ -1,116 +1,127 @@
-//! Runs the HTTP server on the taken listeners and owns the process
-//! lifecycle: ready, watchdog, signals, hand-off, drain, exit.
+//! The process lifecycle, as one state machine:
+//!
+//! ```text
+//!  Start ──> Ready ──> Serving ──SIGTERM/SIGINT──────────────> Draining ──> exit
+//!                        │  ^
+//!               SIGHUP / │  │ successor died while we were still
+//!        reload request  v  │ here, and nobody supervises us: take back
+//!                      HandedOff (draining, watching the successor) ──> exit
+//! ```
+//!
+//! - Start: signal handling is installed before anything can report ready,
+//!   so a signal that arrives the moment we are ready is handled, never fatal.
+//! - Ready: tell systemd (`READY=1`) or the previous process (hand-off).
+//! - Serving: until a stop signal, or a reload whose successor serves.
+//! - HandedOff: the successor serves; this instance drains. Under a service
+//!   manager (`NOTIFY_SOCKET`) the successor is the unit's main process and
+//!   `Restart=` covers its death. Without one, this process is the only one
+//!   that can cover it: it watches the successor for at least [`STANDBY`]
+//!   and, if it dies abnormally meanwhile, serves the listeners again.
+//! - Draining: stop accepting, finish requests in flight, exit.
 
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::Settings;
-use crate::listeners::{Listener, Taken};
+use crate::http::{self, ServeError};
+use crate::listeners::Taken;
 use crate::notify;
-use crate::observe::observe;
-use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Instance};
+use crate::successor::Successor;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot serve on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("cannot install signal handler: {0}")]
-    Signals(std::io::Error),
-    #[error("server failed: {0}")]
-    Runtime(std::io::Error),
-}
+pub use crate::http::ServeError as Error;
 
 /// Why the serve loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// SIGTERM or SIGINT: drain and exit.
+    /// SIGTERM or SIGINT: drained and exiting.
     Signal(&'static str),
     /// The listeners were handed to a new process, which now serves.
     HandedOff,
 }
 
 /// Hooks the lifecycle exposes to the hand-off machinery, so that this module
-/// stays about serving.
+/// stays about the order of things.
 pub trait Lifecycle {
-    /// Called once the server accepts on every listener.
+    /// Called once the server accepts on every listener (again after a take-back).
     fn ready(&mut self, state: &AppState, listeners: &[Taken]);
-    /// Called on SIGHUP (or a control request): true when the listeners now
-    /// belong to a new process and this one should drain.
+    /// Called on SIGHUP (or a control request): the successor, once it serves
+    /// on the listeners and this process should drain; None if the reload
+    /// failed and this process keeps serving.
     fn reload(
         &mut self,
         state: &AppState,
         listeners: &[Taken],
-    ) -> impl std::future::Future<Output = bool>;
-    /// Called on each iteration; a future that resolves when another reload
-    /// is requested by other means than SIGHUP (the control socket).
+    ) -> impl std::future::Future<Output = Option<Successor>>;
+    /// A future that resolves when a reload is requested by other means than
+    /// SIGHUP (the control socket).
     fn reload_requested(&mut self) -> impl std::future::Future<Output = ()>;
 }
 
-fn build_server(
-    state: web::Data<AppState>,
-    listeners: &[Taken],
-) -> Result<actix_web::dev::Server, ServeError> {
-    let s = &state.settings.server;
-    let workers = if s.workers == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        s.workers
-    };
-    let app_state = state.clone();
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .wrap(from_fn(observe))
-            .configure(routes::configure)
-    })
-    .workers(workers)
-    .max_connections(s.max_connections)
-    .keep_alive(if s.keep_alive.is_zero() {
-        actix_web::http::KeepAlive::Disabled
-    } else {
-        actix_web::http::KeepAlive::Timeout(s.keep_alive)
-    })
-    .client_request_timeout(s.client_header_timeout)
-    .shutdown_timeout(s.drain_timeout.as_secs().max(1))
-    // We handle signals ourselves: SIGHUP means hand-off, not stop.
-    .disable_signals();
+/// How long an unsupervised old process stays to take its listeners back if
+/// its successor dies, even when its own drain ends sooner.
+pub const STANDBY: Duration = Duration::from_secs(2);
 
-    for taken in listeners {
-        // actix takes ownership; we keep the original for a later hand-off.
-        let addr = taken.listener.local_addr();
-        let fail = |source| ServeError::Listen {
-            addr: addr.clone(),
-            source,
-        };
-        server = match taken.listener.try_clone().map_err(fail)? {
-            Listener::Tcp(l) => server.listen(l).map_err(fail)?,
-            Listener::Unix(l) => server.listen_uds(l).map_err(fail)?,
-        };
-    }
-    Ok(server.run())
+/// The signals the lifecycle acts on, installed at Start.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
 }
 
-/// Serves until SIGTERM/SIGINT (drain, then return) or a successful hand-off
-/// (drain, then return). In-flight requests get up to `server.drain_timeout`.
+impl Signals {
+    fn install() -> Result<Self, ServeError> {
+        let on = |kind| signal(kind).map_err(ServeError::Signals);
+        Ok(Self {
+            term: on(SignalKind::terminate())?,
+            int: on(SignalKind::interrupt())?,
+            hup: on(SignalKind::hangup())?,
+        })
+    }
+
+    /// The next stop signal, by name.
+    async fn stop(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    /// The next signal that ends the Serving state.
+    async fn next(&mut self) -> Event {
+        tokio::select! {
+            _ = self.term.recv() => Event::Stop("SIGTERM"),
+            _ = self.int.recv() => Event::Stop("SIGINT"),
+            _ = self.hup.recv() => {
+                tracing::info!("SIGHUP: handing the listeners to a new process");
+                Event::Reload
+            }
+        }
+    }
+}
+
+/// What ends the Serving state.
+enum Event {
+    Stop(&'static str),
+    Reload,
+}
+
+/// Serves until a stop signal (drain, then return) or a hand-off whose
+/// successor keeps serving (drain, then return).
 pub async fn serve(
     settings: Settings,
     listeners: Vec<Taken>,
     generation: u64,
     lifecycle: &mut impl Lifecycle,
 ) -> Result<Stop, ServeError> {
-    let state = web::Data::new(AppState::new(settings, generation));
-    let server = build_server(state.clone(), &listeners)?;
-    let handle = server.handle();
-    let running = actix_web::rt::spawn(server);
-
+    // Start.
+    let mut signals = Signals::install()?;
+    let supervised = notify::supervised();
+    let state = actix_web::web::Data::new(AppState::new(settings, generation));
+    let mut running = Running::start(&state, &listeners)?;
+    // Ready.
     for taken in &listeners {
         tracing::info!(listener = %taken, "listening");
     }
@@ -121,92 +132,174 @@ pub async fn serve(
         "ready"
     );
     lifecycle.ready(&state, &listeners);
+    let watchdog = notify::watchdog_interval().map(spawn_watchdog);
+    // Drains of instances handed over and then taken back; awaited at exit.
+    let mut retired = Vec::new();
 
-    let watchdog = notify::watchdog_interval().map(|every| {
-        tracing::info!(interval_ms = every.as_millis() as u64, "watchdog enabled");
-        actix_web::rt::spawn(async move {
-            // The first ping after one interval: a successor becomes the
-            // main process (and may ping) only after it reported ready.
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                tick.tick().await;
-                notify::watchdog();
+    let stop = loop {
+        // Serving.
+        let event = tokio::select! {
+            event = signals.next() => event,
+            () = lifecycle.reload_requested() => Event::Reload,
+        };
+        let successor = match event {
+            Event::Stop(name) => {
+                // Draining.
+                let stop = Stop::Signal(name);
+                running.drain(&state, stop).await;
+                break stop;
             }
-        })
-    });
-
-    let stop = wait_for_stop(&state, &listeners, lifecycle).await?;
-    drain(&state, &handle, stop).await;
+            Event::Reload => match lifecycle.reload(&state, &listeners).await {
+                None => continue,
+                Some(successor) => successor,
+            },
+        };
+        // HandedOff.
+        let drained = actix_web::rt::spawn(running.drain_owned(state.clone(), Stop::HandedOff));
+        if supervised {
+            let _ = drained.await;
+            break Stop::HandedOff;
+        }
+        match watch_successor(successor, &mut signals).await {
+            Watch::Confirmed => {
+                let _ = drained.await;
+                break Stop::HandedOff;
+            }
+            Watch::Died(status) => {
+                tracing::error!(
+                    %status,
+                    "the successor died while this process could still serve; \
+                     taking the listeners back"
+                );
+                state.metrics.record_handoff("successor_died");
+                retired.push(drained);
+                running = Running::start(&state, &listeners)?;
+                lifecycle.ready(&state, &listeners);
+            }
+        }
+    };
+    for drain in retired {
+        let _ = drain.await;
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
-    match running.await {
-        Ok(Ok(())) => Ok(stop),
-        Ok(Err(e)) => Err(ServeError::Runtime(e)),
-        Err(e) => Err(ServeError::Runtime(std::io::Error::other(e))),
-    }
+    Ok(stop)
 }
 
-async fn wait_for_stop(
-    state: &AppState,
-    listeners: &[Taken],
-    lifecycle: &mut impl Lifecycle,
-) -> Result<Stop, ServeError> {
-    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(ServeError::Signals)?;
-    loop {
-        let reload = tokio::select! {
-            _ = term.recv() => return Ok(Stop::Signal("SIGTERM")),
-            _ = int.recv() => return Ok(Stop::Signal("SIGINT")),
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: handing the listeners to a new process");
-                true
+enum Watch {
+    /// It outlived the standby, or this process was told to stop meanwhile.
+    Confirmed,
+    Died(std::process::ExitStatus),
+}
+
+/// Watches an unsupervised successor for [`STANDBY`]. A successor that ends
+/// with status 0 was stopped on purpose (SIGTERM, drained): not taken back.
+async fn watch_successor(mut successor: Successor, signals: &mut Signals) -> Watch {
+    let standby = tokio::time::sleep(STANDBY);
+    tokio::select! {
+        status = successor.exited() => {
+            if status.success() {
+                tracing::info!(pid = successor.pid(), "the successor exited normally");
+                Watch::Confirmed
+            } else {
+                Watch::Died(status)
             }
-            () = lifecycle.reload_requested() => true,
-        };
-        if reload && lifecycle.reload(state, listeners).await {
-            return Ok(Stop::HandedOff);
+        }
+        () = standby => Watch::Confirmed,
+        name = signals.stop() => {
+            tracing::info!(signal = name, "stopping: no longer standing by for the successor");
+            Watch::Confirmed
         }
     }
 }
 
-async fn drain(state: &AppState, handle: &ServerHandle, stop: Stop) {
-    state.begin_draining();
-    let in_flight = state.metrics.in_flight.get();
-    let timeout = state.settings.server.drain_timeout;
-    let status = format!("draining {in_flight} requests in flight");
-    match stop {
-        // After a hand-off the new process is the unit's main process:
-        // STOPPING=1 from us would stop the unit.
-        Stop::HandedOff => {}
-        Stop::Signal(_) => notify::stopping(&status),
+fn spawn_watchdog(every: Duration) -> actix_web::rt::task::JoinHandle<()> {
+    tracing::info!(interval_ms = every.as_millis() as u64, "watchdog enabled");
+    actix_web::rt::spawn(async move {
+        // The first ping after one interval: a successor becomes the main
+        // process (and may ping) only after it reported ready.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            notify::watchdog();
+        }
+    })
+}
+
+/// One server instance on the listeners, and its task.
+struct Running {
+    handle: ServerHandle,
+    instance: actix_web::web::Data<Instance>,
+    task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    fn start(
+        state: &actix_web::web::Data<AppState>,
+        listeners: &[Taken],
+    ) -> Result<Self, ServeError> {
+        let instance = actix_web::web::Data::new(Instance::default());
+        let server = http::build(state.clone(), instance.clone(), listeners)?;
+        Ok(Self {
+            handle: server.handle(),
+            instance,
+            task: actix_web::rt::spawn(server),
+        })
     }
-    tracing::info!(
-        reason = ?stop,
-        in_flight,
-        timeout_s = timeout.as_secs(),
-        "draining: stopped accepting, finishing requests in flight"
-    );
-    let started = Instant::now();
-    // Stop accepting first and let the workers take and read what was already
-    // accepted: actix's stop drops connections still queued for a worker and
-    // closes those whose first request is not parsed yet, which a client sees
-    // as a reset on a brand-new connection. Connections not yet accepted stay
-    // in the kernel's queue for the next process.
-    handle.pause().await;
-    tokio::time::sleep(ACCEPTED_GRACE).await;
-    handle.stop(true).await;
-    let took = started.elapsed();
-    let left = state.metrics.in_flight.get();
-    if left > 0 {
-        tracing::warn!(
-            left,
-            took_ms = ms(took),
-            "drain timeout reached; cut off requests in flight"
+
+    async fn drain_owned(self, state: actix_web::web::Data<AppState>, stop: Stop) {
+        self.drain(&state, stop).await;
+    }
+
+    /// Stops accepting, lets requests in flight finish within
+    /// `server.drain_timeout`, and waits for the instance to end.
+    async fn drain(self, state: &AppState, stop: Stop) {
+        if self.instance.begin_draining() {
+            state.metrics.drains.inc();
+        }
+        let in_flight = state.metrics.in_flight.get();
+        let timeout = state.settings.server.drain_timeout;
+        match stop {
+            // After a hand-off the new process is the unit's main process:
+            // STOPPING=1 from us would stop the unit.
+            Stop::HandedOff => {}
+            Stop::Signal(_) => {
+                notify::stopping(&format!("draining {in_flight} requests in flight"))
+            }
+        }
+        tracing::info!(
+            reason = ?stop,
+            in_flight,
+            timeout_s = timeout.as_secs(),
+            "draining: stopped accepting, finishing requests in flight"
         );
-    } else {
-        tracing::info!(took_ms = ms(took), "drained");
+        let started = Instant::now();
+        // Stop accepting first and let the workers take and read what was
+        // already accepted: actix's stop drops connections still queued for a
+        // worker and closes those whose first request is not parsed yet,
+        // which a client sees as a reset on a brand-new connection.
+        // Connections not yet accepted stay in the kernel's queue for the
+        // next process.
+        self.handle.pause().await;
+        tokio::time::sleep(ACCEPTED_GRACE).await;
+        self.handle.stop(true).await;
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "server instance failed while draining"),
+            Err(e) => tracing::error!(error = %e, "server instance task failed"),
+        }
+        let took = started.elapsed();
+        let left = state.metrics.in_flight.get();
+        if left > 0 {
+            tracing::warn!(
+                left,
+                took_ms = ms(took),
+                "drain timeout reached; cut off requests in flight"
+            );
+        } else {
+            tracing::info!(took_ms = ms(took), "drained");
+        }
     }
 }
 

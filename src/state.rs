@@ -1,5 +1,5 @@
-//! What every worker shares: identity of this process, settings, metrics, and
-//! whether it is draining.
+//! What every worker shares: identity of this process, settings, metrics;
+//! and, per server instance, whether it is draining.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
@@ -23,7 +23,6 @@ pub struct AppState {
     /// that takes over from generation n in a hand-off.
     pub generation: u64,
     pub metrics: Metrics,
-    draining: AtomicBool,
 }
 
 impl AppState {
@@ -35,24 +34,30 @@ impl AppState {
             started,
             generation,
             metrics: Metrics::new(started, generation),
-            draining: AtomicBool::new(false),
         }
     }
 
     pub fn started_rfc3339(&self) -> String {
         humantime::format_rfc3339_seconds(self.started).to_string()
     }
+}
 
+/// One run of the HTTP server on the listeners. A process usually has one;
+/// an old process that takes its listeners back after a failed successor
+/// (see `server`) serves a second instance while the first still drains, and
+/// each must answer `/readyz` and `Connection:` for itself.
+#[derive(Debug, Default)]
+pub struct Instance {
+    draining: AtomicBool,
+}
+
+impl Instance {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// Marks the process draining; true the first time only.
+    /// Marks the instance draining; true the first time only.
     pub fn begin_draining(&self) -> bool {
-        let first = !self.draining.swap(true, Ordering::AcqRel);
-        if first {
-            self.metrics.drains.inc();
-        }
-        first
+        !self.draining.swap(true, Ordering::AcqRel)
     }
 }

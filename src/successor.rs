@@ -6,6 +6,12 @@
 //! through the same code. It reports readiness on one more fd, named by
 //! `HANDOFF_READY_FD`, by writing `READY=1`; its generation is
 //! `HANDOFF_GENERATION`.
+//!
+//! The successor starts in a process group of its own, so that a failed
+//! reload stops it *and everything it started* (a forked child would
+//! otherwise keep the listening sockets open). Once it has reported ready it
+//! joins the previous process's group (`HANDOFF_PGID`), where a terminal's
+//! Ctrl-C or a supervisor's group kill reaches it as it reached the first.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -24,6 +30,7 @@ use crate::listeners::{LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID, SD_LISTEN_FDS_STA
 
 pub const READY_FD_ENV: &str = "HANDOFF_READY_FD";
 pub const GENERATION_ENV: &str = "HANDOFF_GENERATION";
+pub const PGID_ENV: &str = "HANDOFF_PGID";
 const READY_MESSAGE: &[u8] = b"READY=1\n";
 
 /// What to run as the successor: the binary, its arguments (global options;
@@ -70,6 +77,7 @@ const PROCESS_VARS: &[&str] = &[
     LISTEN_FDNAMES,
     READY_FD_ENV,
     GENERATION_ENV,
+    PGID_ENV,
     "NOTIFY_SOCKET",
     "JOURNAL_STREAM",
     "WATCHDOG_USEC",
@@ -144,6 +152,8 @@ pub fn spawn(
     env.push((LISTEN_FDNAMES.to_owned(), names.join(":")));
     env.push((READY_FD_ENV.to_owned(), ready_fd.to_string()));
     env.push((GENERATION_ENV.to_owned(), (generation + 1).to_string()));
+    // SAFETY: getpgrp cannot fail.
+    env.push((PGID_ENV.to_owned(), unsafe { libc::getpgrp() }.to_string()));
 
     let exec = Exec::new(launch, &env).map_err(fail)?;
     let mut cmd = Command::new(&launch.exe);
@@ -156,9 +166,35 @@ pub fn spawn(
     Ok(Pending { child, ready })
 }
 
+/// A successor that reported ready and now serves.
+pub struct Successor {
+    child: Child,
+}
+
+impl Successor {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resolves when the successor exits, with its status.
+    pub async fn exited(&mut self) -> ExitStatus {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status,
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                // Not ours to wait for any more (reaped elsewhere): gone.
+                Err(_) => return std::os::unix::process::ExitStatusExt::from_raw(0),
+            }
+        }
+    }
+}
+
 /// Waits until the successor reports ready; on failure it is stopped and
-/// reaped, and the error says why.
-pub async fn wait_ready(mut pending: Pending, timeout: Duration) -> Result<u32, SuccessorError> {
+/// reaped with everything it started, and the error says why.
+pub async fn wait_ready(
+    mut pending: Pending,
+    timeout: Duration,
+) -> Result<Successor, SuccessorError> {
     let pid = pending.pid();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(timeout, async {
@@ -177,10 +213,13 @@ pub async fn wait_ready(mut pending: Pending, timeout: Duration) -> Result<u32, 
     })
     .await;
     match read {
-        Ok(true) => Ok(pid),
+        Ok(true) => Ok(Successor {
+            child: pending.child,
+        }),
         Ok(false) => {
             // It closed the ready socket without READY=1: it is exiting.
             let status = reap(pending.child, Duration::from_secs(5)).await;
+            kill_group(pid);
             let hint = match status.code() {
                 Some(78) => " (its configuration is invalid)",
                 Some(65) => " (it rejected the passed sockets)",
@@ -191,14 +230,29 @@ pub async fn wait_ready(mut pending: Pending, timeout: Duration) -> Result<u32, 
         Err(_) => {
             terminate(&pending.child);
             reap(pending.child, Duration::from_secs(5)).await;
+            kill_group(pid);
             Err(SuccessorError::NotReady { pid, timeout })
         }
     }
 }
 
 fn terminate(child: &Child) {
-    // SAFETY: kill(2) on our own, not yet reaped, child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // SAFETY: kill(2) on our own, not yet reaped, child and its group.
+    unsafe {
+        libc::kill(-(child.id() as i32), libc::SIGTERM);
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+}
+
+/// SIGKILLs whatever is left in a failed successor's process group: children
+/// it forked would otherwise outlive it holding the listening sockets.
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) on a process group created for the successor; ESRCH
+    // when it is already empty.
+    let rc = unsafe { libc::kill(-(pgid as i32), libc::SIGKILL) };
+    if rc == 0 {
+        tracing::warn!(pgid, "stopped processes the failed successor left behind");
+    }
 }
 
 /// Waits for the child to exit, SIGKILLs it after `grace`; returns its status.
@@ -222,18 +276,40 @@ async fn reap(mut child: Child, grace: Duration) -> ExitStatus {
     }
 }
 
-/// Tells the previous process that this one serves, if there is one.
-/// `ready_fd` was taken from the environment at startup.
-pub fn report_ready(ready_fd: OwnedFd) {
+/// What a successor took from its environment at startup.
+#[derive(Debug, Default)]
+pub struct Inherited {
+    pub generation: u64,
+    /// Where to report ready to the previous process.
+    pub ready_fd: Option<OwnedFd>,
+    /// The previous process's group, to join once ready.
+    pub pgid: Option<libc::pid_t>,
+}
+
+/// Tells the previous process that this one serves, then joins its process
+/// group (see the module docs).
+pub fn report_ready(ready_fd: OwnedFd, pgid: Option<libc::pid_t>) {
     let mut stream = UnixStream::from(ready_fd);
     if let Err(e) = io::Write::write_all(&mut stream, READY_MESSAGE) {
         tracing::warn!(error = %e, "cannot tell the previous process that we are ready");
     }
+    if let Some(pgid) = pgid {
+        // SAFETY: setpgid on ourselves; fails harmlessly (EPERM) if that
+        // group is gone or in another session.
+        if unsafe { libc::setpgid(0, pgid) } != 0 {
+            tracing::debug!(
+                pgid,
+                error = %io::Error::last_os_error(),
+                "cannot join the previous process group"
+            );
+        }
+    }
 }
 
-/// Reads and removes `HANDOFF_READY_FD` and `HANDOFF_GENERATION`. Must run
-/// before any other thread exists: it modifies the environment.
-pub fn take_env() -> Result<(u64, Option<OwnedFd>), String> {
+/// Reads and removes `HANDOFF_READY_FD`, `HANDOFF_GENERATION` and
+/// `HANDOFF_PGID`. Must run before any other thread exists: it modifies the
+/// environment.
+pub fn take_env() -> Result<Inherited, String> {
     let generation = match std::env::var(GENERATION_ENV) {
         Err(_) => 1,
         Ok(v) => v.parse::<u64>().ok().filter(|g| *g >= 1).ok_or_else(|| {
@@ -258,11 +334,24 @@ pub fn take_env() -> Result<(u64, Option<OwnedFd>), String> {
             Some(owned)
         }
     };
-    for var in [GENERATION_ENV, READY_FD_ENV] {
+    let pgid = match std::env::var(PGID_ENV) {
+        Err(_) => None,
+        Ok(v) => Some(
+            v.parse::<libc::pid_t>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{PGID_ENV}={v:?}: not a process group id"))?,
+        ),
+    };
+    for var in [GENERATION_ENV, READY_FD_ENV, PGID_ENV] {
         // SAFETY: runs before any thread is started (see above).
         unsafe { std::env::remove_var(var) };
     }
-    Ok((generation, ready))
+    Ok(Inherited {
+        generation,
+        ready_fd: ready,
+        pgid,
+    })
 }
 
 /// An execve(2) prepared before fork, so that the child can set `LISTEN_PID`
@@ -320,9 +409,13 @@ impl Exec {
         let mut exec = self;
         move || {
             let this = &mut exec;
-            // SAFETY (async-signal-safety): getpid and execve are on the
-            // signal-safety(7) list; the digits go into memory allocated
-            // before fork; nothing allocates.
+            // SAFETY (async-signal-safety): setpgid, getpid and execve are
+            // on the signal-safety(7) list; the digits go into memory
+            // allocated before fork; nothing allocates.
+            // A group of its own (see the module docs).
+            if unsafe { libc::setpgid(0, 0) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
             let mut pid = unsafe { libc::getpid() } as u32;
             let mut digits = [0u8; 10];
             let mut n = 0;

@@ -252,7 +252,7 @@ fn a_successor_with_an_invalid_configuration_is_refused_and_the_old_keeps_servin
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let m = get(&addr, "/metrics").unwrap().body;
-        if m.contains("handoff_reloads_total") || Instant::now() > deadline {
+        if m.contains(r#"outcome="exited""#) || Instant::now() > deadline {
             break m;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,154 @@
+//! The HTTP server on the taken listeners: actix-server accepting, actix-http
+//! speaking HTTP/1.1 over our own connection type ([`Conn`]), and the
+//! actix-web `App` answering.
+//!
+//! This is what `actix_web::HttpServer` assembles, with one difference that
+//! is the reason for doing it here: every accepted stream is wrapped in
+//! [`Conn`] before the dispatcher sees it, so that handoff bounds each
+//! connection's cost (see `conn`).
+
+use std::future::ready;
+use std::rc::Rc;
+
+use actix_http::HttpService;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::middleware::from_fn;
+use actix_web::{App, web};
+
+use crate::conn::{Conn, ConnState, Stream};
+use crate::listeners::{Listener, Taken};
+use crate::observe::observe;
+use crate::routes;
+use crate::state::{AppState, Instance};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot serve on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot install signal handler: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Builds (does not start) a server instance on every listener.
+pub fn build(
+    state: web::Data<AppState>,
+    instance: web::Data<Instance>,
+    listeners: &[Taken],
+) -> Result<Server, ServeError> {
+    let s = &state.settings.server;
+    let workers = if s.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        s.workers
+    }
+    // actix-server panics above this; the configuration refuses more.
+    .min(crate::config::MAX_WORKERS);
+    let mut builder = Server::build()
+        .workers(workers)
+        .max_concurrent_connections(s.max_connections)
+        .shutdown_timeout(s.drain_timeout.as_secs().max(1))
+        // We handle signals ourselves: SIGHUP means hand-off, not stop.
+        .disable_signals();
+    // Tells the dispatchers that the instance drains: idle keep-alive
+    // connections close, busy ones answer with `Connection: close`.
+    let drain_signal = builder.graceful_shutdown_signal();
+
+    for taken in listeners {
+        let addr = taken.listener.local_addr();
+        let fail = |source| ServeError::Listen {
+            addr: addr.clone(),
+            source,
+        };
+        let name = format!("http {addr}");
+        let make = Factory {
+            state: state.clone(),
+            instance: instance.clone(),
+            drain_signal: drain_signal.clone(),
+        };
+        // actix takes ownership of a clone; we keep the original for a
+        // later hand-off.
+        builder = match taken.listener.try_clone().map_err(fail)? {
+            Listener::Tcp(l) => builder
+                .listen(name, l, move || make.service::<tokio::net::TcpStream>())
+                .map_err(fail)?,
+            Listener::Unix(l) => builder
+                .listen_uds(name, l, move || make.service::<tokio::net::UnixStream>())
+                .map_err(fail)?,
+        };
+    }
+    Ok(builder.run())
+}
+
+/// What each worker needs to build its service for one listener.
+#[derive(Clone)]
+struct Factory {
+    state: web::Data<AppState>,
+    instance: web::Data<Instance>,
+    drain_signal: actix_server::GracefulShutdownSignal,
+}
+
+impl Factory {
+    fn service<S: Stream + PeerAddr>(
+        &self,
+    ) -> impl actix_service::ServiceFactory<
+        S,
+        Config = (),
+        Response = (),
+        Error = actix_http::error::DispatchError,
+        InitError = (),
+    > + use<S> {
+        let s = &self.state.settings.server;
+        let send_timeout = s.send_timeout;
+        let app_state = self.state.clone();
+        let instance = self.instance.clone();
+        let app = App::new()
+            .app_data(app_state)
+            .app_data(instance)
+            .wrap(from_fn(observe))
+            .configure(routes::configure)
+            .into_factory()
+            .map_err(|err: actix_web::Error| err.error_response());
+        let drain_signal = self.drain_signal.clone();
+        let http = HttpService::<Conn<S>, _, _>::build()
+            .keep_alive(if s.keep_alive.is_zero() {
+                actix_http::KeepAlive::Disabled
+            } else {
+                actix_http::KeepAlive::Timeout(s.keep_alive)
+            })
+            .client_request_timeout(s.client_header_timeout)
+            .graceful_shutdown_signal(move || {
+                let signal = drain_signal.clone();
+                async move { signal.notified().await }
+            })
+            .on_connect_ext(|conn: &Conn<S>, ext| {
+                ext.insert::<Rc<ConnState>>(conn.state());
+            })
+            .h1(map_config(app, |()| AppConfig::default()));
+        fn_service(move |io: S| {
+            let peer = io.peer();
+            ready(Ok((Conn::new(io, send_timeout), peer)))
+        })
+        .and_then(http)
+    }
+}
+
+/// The client's address, where the transport has one.
+pub trait PeerAddr {
+    fn peer(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl PeerAddr for tokio::net::TcpStream {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer_addr().ok()
+    }
+}
+
+impl PeerAddr for tokio::net::UnixStream {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+}
