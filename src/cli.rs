@@ -137,6 +137,9 @@ fn reload(pid: u32, exe: Option<&std::path::Path>, cli: &Cli, settings: &Setting
 }
 
 fn serve(settings: Settings) -> u8 {
+    // Until the lifecycle handles them, these signals wait instead of
+    // killing us (see server::Signals).
+    server::block_lifecycle_signals();
     telemetry::init(&settings.log);
     raise_fd_limit();
     // Before the runtime starts any thread: these edit the environment.

@@ -421,3 +421,136 @@ fn check_log_filter(filter: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every key, with values of every TOML type and plausible strings.
+    const KEYS: &[&str] = &[
+        "server.listen",
+        "server.workers",
+        "server.backlog",
+        "server.max_connections",
+        "server.drain_timeout",
+        "server.keep_alive",
+        "server.client_header_timeout",
+        "server.client_body_timeout",
+        "server.send_timeout",
+        "limits.max_body_bytes",
+        "limits.max_delay",
+        "log.level",
+        "log.format",
+        "handoff.ready_timeout",
+        "server.nope",
+        "nope.nope",
+    ];
+
+    fn toml_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u64..2000).prop_map(|n| n.to_string()),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| format!("{f:?}")),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "[a-z0-9 .:/=,]{0,12}".prop_map(|s| format!("{s:?}")),
+            prop_oneof![
+                Just("\"30s\""),
+                Just("\"0s\""),
+                Just("\"2h\""),
+                Just("\"info\""),
+                Just("\"json\""),
+                Just("[\"127.0.0.1:0\"]"),
+                Just("[]"),
+                Just("[1, 2]"),
+                Just("{ a = 1 }"),
+            ]
+            .prop_map(str::to_owned),
+        ]
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        prop::collection::vec((prop::sample::select(KEYS), toml_value()), 0..6).prop_map(|pairs| {
+            // Dotted keys at the top level are valid TOML for tables.
+            pairs
+                .into_iter()
+                .map(|(k, v)| format!("{k} = {v}\n"))
+                .collect()
+        })
+    }
+
+    fn env_pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+        prop::collection::vec(
+            (
+                prop::sample::select(KEYS),
+                prop_oneof!["[0-9]{1,5}", "[0-9]\\.[0-9]", "[a-z0-9 ,.:]{0,10}"],
+            ),
+            0..4,
+        )
+        .prop_map(|pairs| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let var = format!("HANDOFF__{}", k.replace('.', "__").to_uppercase());
+                    (var, v)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// No file and no environment makes loading panic; what loads is
+        /// within the bounds the server relies on (workers <= 512, ...), so
+        /// `check-config` and start agree: anything refused is refused by
+        /// both, with exit 78.
+        #[test]
+        fn any_configuration_loads_or_is_refused_without_panic(
+            text in document(),
+            env in env_pairs(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("c.toml");
+            std::fs::write(&path, &text).unwrap();
+            match Settings::load_from(Some(&path), env, &Overrides::default()) {
+                Ok(s) => {
+                    prop_assert!(s.server.workers <= MAX_WORKERS);
+                    prop_assert!(s.server.max_connections >= 1);
+                    prop_assert!(!s.server.send_timeout.is_zero());
+                    prop_assert!(check_log_filter(&s.log.level).is_ok());
+                    // What check-config prints loads again to the same.
+                    let again = dir.path().join("again.toml");
+                    std::fs::write(&again, s.to_toml()).unwrap();
+                    let reloaded = Settings::load_from(Some(&again), vec![], &Overrides::default());
+                    prop_assert_eq!(reloaded.ok(), Some(s));
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+
+    #[test]
+    fn whole_numbers_only_for_integer_settings() {
+        let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let load = |env| Settings::load_from(None, env, &Overrides::default());
+        assert!(load(env("HANDOFF__SERVER__WORKERS", "4")).is_ok());
+        let err = load(env("HANDOFF__SERVER__WORKERS", "2.5")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "server.workers = \"2.5\": must be a whole number"
+        );
+        let err = load(env("HANDOFF__SERVER__WORKERS", "513")).unwrap_err();
+        assert!(err.to_string().contains("0 (one per CPU) to 512"), "{err}");
+    }
+
+    #[test]
+    fn a_bare_word_in_the_log_filter_must_be_a_level() {
+        assert!(check_log_filter("info").is_ok());
+        assert!(check_log_filter("WARN,handoff=debug").is_ok());
+        assert!(check_log_filter("handoff[request]=trace").is_ok());
+        let err = check_log_filter("inof").unwrap_err();
+        assert!(err.contains("\"inof\" is not a level"), "{err}");
+        assert!(check_log_filter("info,handof").is_err());
+    }
+}

@@ -461,7 +461,36 @@ pub fn take_or_bind(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, Listen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashMap;
+
+    proptest! {
+        /// Whatever systemd (or anyone) puts in LISTEN_*, parsing never
+        /// panics, and what it accepts is consistent: as many names as fds.
+        #[test]
+        fn any_activation_environment_is_parsed_or_refused_without_panic(
+            fds in prop_oneof![
+                Just(None),
+                "[0-9]{1,4}".prop_map(Some),
+                any::<String>().prop_map(Some),
+            ],
+            pid in prop_oneof![Just(None), Just(Some("7".to_owned())), any::<String>().prop_map(Some)],
+            names in prop_oneof![Just(None), "[a-z:.]{0,20}".prop_map(Some), any::<String>().prop_map(Some)],
+        ) {
+            let vars: HashMap<&str, String> = [(LISTEN_FDS, fds), (LISTEN_PID, pid), (LISTEN_FDNAMES, names)]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect();
+            match parse_activation(|k| vars.get(k).cloned(), 7) {
+                Ok(Some(a)) => {
+                    prop_assert!(a.count >= 1 && a.count <= 1024);
+                    prop_assert_eq!(a.names.len(), a.count);
+                }
+                Ok(None) => {}
+                Err(e) => prop_assert!(e.is_environment(), "{e}"),
+            }
+        }
+    }
     use std::os::fd::AsRawFd;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -51,7 +51,11 @@ pub async fn observe(
     // handler read it to the end.
     let body = (has_body(&req, announced)).then(|| {
         let conn = req.conn_data::<std::rc::Rc<ConnState>>().cloned();
-        let deadline = tokio::time::Instant::now() + state.settings.server.client_body_timeout;
+        // A backstop: a handler reading the body under the same timeout
+        // (`/echo`) answers 408 first; the connection ends just after.
+        let deadline = tokio::time::Instant::now()
+            + state.settings.server.client_body_timeout
+            + BODY_DEADLINE_GRACE;
         let (payload, finished) = Tracked::wrap(req.take_payload(), conn, deadline);
         req.set_payload(payload);
         finished
@@ -84,6 +88,10 @@ pub async fn observe(
     tracing::debug!(%method, %route, status, "request");
     Ok(res)
 }
+
+/// How long after `server.client_body_timeout` the connection itself ends an
+/// incomplete body, so that a handler's own answer to it gets out first.
+const BODY_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn announced_length(req: &ServiceRequest) -> Option<u64> {
     req.headers()

@@ -8,8 +8,9 @@
 //!                      HandedOff (draining, watching the successor) ──> exit
 //! ```
 //!
-//! - Start: signal handling is installed before anything can report ready,
-//!   so a signal that arrives the moment we are ready is handled, never fatal.
+//! - Start: SIGHUP/SIGTERM/SIGINT are blocked from the first instruction of
+//!   `serve` and handled before anything can report ready, so a signal that
+//!   arrives while we start or the moment we are ready waits, never kills.
 //! - Ready: tell systemd (`READY=1`) or the previous process (hand-off).
 //! - Serving: until a stop signal, or a reload whose successor serves.
 //! - HandedOff: the successor serves; this instance drains. Under a service
@@ -71,14 +72,45 @@ struct Signals {
     hup: Signal,
 }
 
+/// The signals the lifecycle handles, as a set for sigprocmask(2).
+fn lifecycle_sigset() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise and fill the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+            libc::sigaddset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// Blocks SIGHUP, SIGTERM and SIGINT in the calling thread (and the threads
+/// it starts later). Called first thing, so that a signal that arrives while
+/// the process starts (a successor is signalled the moment it is ready) is
+/// kept pending until [`Signals::install`] handles it, not fatal: their
+/// default action is to terminate.
+pub fn block_lifecycle_signals() {
+    let set = lifecycle_sigset();
+    // SAFETY: changes this thread's mask only.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
 impl Signals {
     fn install() -> Result<Self, ServeError> {
         let on = |kind| signal(kind).map_err(ServeError::Signals);
-        Ok(Self {
+        let signals = Self {
             term: on(SignalKind::terminate())?,
             int: on(SignalKind::interrupt())?,
             hup: on(SignalKind::hangup())?,
-        })
+        };
+        // Handled from now on: let them through to this thread, pending
+        // ones included. Threads started meanwhile keep them blocked, so
+        // they are delivered here.
+        let set = lifecycle_sigset();
+        // SAFETY: changes this thread's mask only.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+        Ok(signals)
     }
 
     /// The next stop signal, by name.

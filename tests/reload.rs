@@ -365,3 +365,145 @@ fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
     }
     drop(proc);
 }
+
+/// The pid in a `MAINPID=N` line of a notification, if any.
+fn main_pid_in(message: &str) -> Option<u32> {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .and_then(|p| p.parse().ok())
+}
+
+#[test]
+fn a_successor_signalled_the_moment_it_is_ready_survives() {
+    // The test plays systemd: when the old process names its successor
+    // (MAINPID=, sent the moment the successor reported ready), it sends the
+    // successor SIGHUP at once. Before the fix the successor reported ready
+    // before it handled signals, and SIGHUP's default action killed it:
+    // nothing was left serving. Now it must reload again and keep serving.
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    let notify_env = notify_path.to_str().unwrap().to_owned();
+    for trial in 0..8 {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let proc = start(&addr, &[("NOTIFY_SOCKET", &notify_env)]);
+        let first = pid_of(&addr);
+        let mut pids = Pids(vec![first]);
+        notify
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        // Each hand-off names a successor; signal each one at once, twice over.
+        proc.signal(libc::SIGHUP);
+        let mut signalled = 0;
+        while signalled < 2 {
+            let n = notify.recv(&mut buf).expect("a notification arrives");
+            if let Some(pid) = main_pid_in(&String::from_utf8_lossy(&buf[..n])) {
+                // SAFETY: kill(2) on the pid the old process just named.
+                unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+                pids.0.push(pid);
+                signalled += 1;
+            }
+        }
+        // The last successor's own reload names one more; then it serves.
+        let serving = answering_pid(&addr, Duration::from_secs(15));
+        pids.0.push(serving);
+        assert!(
+            alive(serving),
+            "trial {trial}: pid {serving} answered but is gone"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            get(&addr, "/").map(|r| r.status).ok(),
+            Some(200),
+            "trial {trial}: nothing serves after the successors were signalled"
+        );
+        // Drain the notifications of this trial before the next one.
+        notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        while notify.recv(&mut buf).is_ok() {}
+        drop(proc);
+    }
+}
+
+#[test]
+fn without_a_supervisor_the_old_process_takes_back_from_a_successor_that_dies() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[]);
+    let first = pid_of(&addr);
+    let mut pids = Pids(vec![first]);
+
+    let out = reload_cmd(first, None).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let second = successor_of(&addr, first);
+    pids.0.push(second);
+    // Killed right after it took over, while the old process stands by.
+    // SAFETY: kill(2) on the successor this test started.
+    unsafe { libc::kill(second as i32, libc::SIGKILL) };
+
+    let back = wait_for_new_pid(&addr, second, Duration::from_secs(10));
+    assert_eq!(back, Some(first), "the old process serves again");
+    // And keeps serving past its standby and its drain: it is the server now.
+    std::thread::sleep(handoff::server::STANDBY + Duration::from_secs(1));
+    assert!(alive(first));
+    assert_eq!(pid_of(&addr), first);
+    let metrics = get(&addr, "/metrics").unwrap().body;
+    assert!(
+        metrics.contains(r#"handoff_reloads_total{outcome="successor_died"} 1"#),
+        "{metrics}"
+    );
+    // It can hand off again.
+    let out = reload_cmd(first, None).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let third = successor_of(&addr, first);
+    pids.0.push(third);
+    assert!(wait_gone(first, Duration::from_secs(15)));
+    assert_eq!(pid_of(&addr), third);
+    drop(proc);
+}
+
+#[test]
+fn a_failed_reload_stops_what_the_successor_started() {
+    // A successor that forks a child (which inherits the listening sockets)
+    // and then fails. Before the fix the child outlived the reload, holding
+    // the socket: after handoff stopped, clients hung in its backlog instead
+    // of being refused, and the next start failed with "address in use".
+    let dir = tempfile::tempdir().unwrap();
+    let child_pid = dir.path().join("child.pid");
+    let exe = script(
+        dir.path(),
+        "forks-then-fails",
+        &format!("sleep 300 &\necho $! > {}\nexit 1", child_pid.display()),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    // The child holds the ready socket open too, so the failure shows as
+    // "not ready": keep that wait short.
+    let proc = start(&addr, &[("HANDOFF__HANDOFF__READY_TIMEOUT", "2s")]);
+    let first = pid_of(&addr);
+    let _pids = Pids(vec![first]);
+
+    let out = reload_cmd(first, Some(&exe)).output().unwrap();
+    assert_eq!(out.status.code(), Some(EX_TEMPFAIL), "{out:?}");
+    let child: u32 = std::fs::read_to_string(&child_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _child = Pids(vec![child]);
+    assert!(
+        wait_gone(child, Duration::from_secs(5)),
+        "the failed successor's child {child} still runs"
+    );
+    assert_eq!(pid_of(&addr), first);
+
+    proc.signal(libc::SIGTERM);
+    let (status, stderr) = proc.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    let refused = std::net::TcpStream::connect(&addr);
+    assert!(
+        refused.is_err(),
+        "something still holds {addr} after handoff stopped"
+    );
+}

@@ -507,3 +507,82 @@ fn logs_json_lines_when_asked() {
         "{listening}"
     );
 }
+
+#[test]
+fn check_config_and_start_agree_on_what_they_refuse() {
+    // Each of these passed check-config or was silently changed before:
+    // workers 513-1024 panicked at start (exit 101), 2.5 became 3, "inof"
+    // matched no log target and silenced every log line.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("handoff.toml");
+    let cases = [
+        ("[server]\nworkers = 513\n", "server.workers = \"513\""),
+        (
+            "[server]\nworkers = 2.5\n",
+            "server.workers = \"2.5\": must be a whole number",
+        ),
+        (
+            "[server]\nbacklog = true\n",
+            "server.backlog = \"true\": must be a whole number",
+        ),
+        ("[log]\nlevel = \"inof\"\n", "\"inof\" is not a level"),
+        ("[server]\nsend_timeout = \"0s\"\n", "server.send_timeout"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&file, text).unwrap();
+        for command in [Some("check-config"), None] {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let mut cmd = handoff();
+            // The harness sets the level in the environment, which would
+            // override the file's.
+            cmd.env_remove("HANDOFF__LOG__LEVEL");
+            cmd.arg("--config").arg(&file).args(["--listen", &addr]);
+            cmd.args(command);
+            let (status, stderr) = run(cmd);
+            assert_eq!(
+                status.code(),
+                Some(EX_CONFIG),
+                "{text} {command:?}: {stderr}"
+            );
+            assert!(stderr.contains(expected), "{text} {command:?}: {stderr}");
+        }
+    }
+    let mut cmd = handoff();
+    cmd.env("HANDOFF__SERVER__WORKERS", "2.5")
+        .arg("check-config");
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(EX_CONFIG), "{stderr}");
+    assert!(stderr.contains("server.workers"), "{stderr}");
+    // A filter with targets is fine.
+    let mut cmd = handoff();
+    cmd.env("HANDOFF__LOG__LEVEL", "warn,handoff=debug")
+        .arg("check-config");
+    let (status, stderr) = run(cmd);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_config_path_that_is_not_a_small_regular_file_is_refused_at_once() {
+    // /dev/zero was read forever, growing memory; a FIFO hung the start.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, "#".repeat(2 * 1024 * 1024)).unwrap();
+    for (path, expected) in [
+        (std::path::PathBuf::from("/dev/zero"), "not a regular file"),
+        (fifo, "not a regular file"),
+        (dir.path().to_owned(), "not a regular file"),
+        (big, "at most 1048576"),
+    ] {
+        let started = std::time::Instant::now();
+        let mut cmd = handoff();
+        cmd.arg("--config").arg(&path).arg("check-config");
+        let (status, stderr) = run(cmd);
+        assert_eq!(status.code(), Some(EX_CONFIG), "{path:?}: {stderr}");
+        assert!(stderr.contains(expected), "{path:?}: {stderr}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+}
