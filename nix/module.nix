@@ -160,6 +160,9 @@ in
           TimeoutStopSec = drainTimeout + 15;
           WatchdogSec = 30;
           Restart = "on-failure";
+          # Keep-alive clients hold a descriptor each; the seccomp filter below
+          # denies handoff raising its own limit.
+          LimitNOFILE = 65536;
           # A bad command line, socket set or configuration will not fix itself.
           RestartPreventExitStatus = "64 65 78";
           # Holds the reload control socket that ExecReload talks to.

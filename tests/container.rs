@@ -489,3 +489,69 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     let exe = c.sh("readlink /proc/$(systemctl show -p MainPID --value handoff.service)/exe");
     assert_eq!(exe, "/opt/v2/handoff");
 }
+
+/// A successor killed right after it became the unit's main process: systemd
+/// restarts the service (`Restart=on-failure`) while the socket stays open,
+/// so only requests in flight on the killed process fail, none queued.
+#[test]
+fn a_successor_killed_after_the_hand_off_is_restarted_by_systemd() {
+    let Some(t) = isolated("a_successor_killed_after_the_hand_off_is_restarted_by_systemd") else {
+        return;
+    };
+    let c = &t.container;
+    let plan = Plan {
+        addr: c.addr().parse().unwrap(),
+        groups: vec![
+            Group::new("fast-ka", "/", 8, true),
+            Group::new("fast-close", "/", 8, false),
+        ],
+        duration: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(30),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let origin = Instant::now();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let first = c.main_pid();
+    c.sh("systemctl reload handoff.service");
+    let successor = c.main_pid();
+    assert_ne!(successor, first, "the reload named a successor");
+    c.sh(&format!("kill -KILL {successor}"));
+    let killed_at = origin.elapsed();
+    let back = wait_for_new_pid(&c.addr(), successor, NEW_PID_LIMIT);
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(&plan, &samples);
+    let run = Run {
+        samples,
+        stats,
+        pids: vec![first, successor, back.unwrap_or(successor)],
+    };
+    print_run(
+        "successor-killed",
+        "successor SIGKILLed right after a reload (systemd restarts it)",
+        &run,
+    );
+    let back = back.expect("a new process serves after the successor was killed");
+    assert!(back != first && back != successor);
+    assert_eq!(c.is_active("handoff.service"), "active");
+    assert_eq!(
+        c.sh("systemctl show -P NRestarts handoff.service").trim(),
+        "1"
+    );
+    // At most one request per client can have been in flight on the killed
+    // process, and each failure must be at the kill, not later.
+    let failed: Vec<&Sample> = run.samples.iter().filter(|s| !s.outcome.is_ok()).collect();
+    assert!(failed.len() <= 16, "failed: {:#?}", failures(&run));
+    for s in failed {
+        let started = Duration::from_micros(s.start_us);
+        assert!(
+            started + Duration::from_secs(1) >= killed_at
+                && started <= killed_at + Duration::from_secs(1),
+            "a request started at {started:?} failed; the kill was at {killed_at:?}: {:?}",
+            s.outcome
+        );
+    }
+}
