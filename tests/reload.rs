@@ -181,6 +181,12 @@ fn reload_command_reports_success_and_leaves_one_process() {
 
     let metrics = get(&addr, "/metrics").unwrap().body;
     assert!(metrics.contains("handoff_generation 2"), "{metrics}");
+    // The old process, which made the hand-off, is gone: the count lives on
+    // in the successor.
+    assert!(
+        metrics.contains(r#"handoff_reloads_total{outcome="success"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[test]
