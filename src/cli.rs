@@ -168,7 +168,13 @@ fn serve(settings: Settings) -> u8 {
     let generation = inherited.generation;
     let mut lifecycle = Reloader::new(inherited, exe, args, settings.handoff.ready_timeout);
     let system = actix_web::rt::System::new();
-    match system.block_on(server::serve(settings, taken, generation, &mut lifecycle)) {
+    match system.block_on(server::serve(
+        settings,
+        taken,
+        Vec::new(),
+        generation,
+        &mut lifecycle,
+    )) {
         Ok(stop) => {
             tracing::info!(reason = ?stop, "exit");
             exit::OK

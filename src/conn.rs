@@ -16,17 +16,33 @@
 //!   client trickles it. The request middleware sets a body deadline
 //!   (`server.client_body_timeout` from the head) in the connection's
 //!   [`ConnState`]; once it passes, reading fails and the connection ends.
+//!
+//! And one thing actix-http cannot do at all: give a connection up between
+//! two requests without closing it. When the server instance drains, a
+//! connection that is idle (every byte read belongs to a request that was
+//! answered, and the answer is flushed) stops reading and offers its socket
+//! to the instance's [`Handover`]; if taken, the dispatcher sees the end of
+//! the stream and goes away without shutting the socket down, and another
+//! process serves the client's next request. Busy connections finish their
+//! request here (answered with `Connection: close`) and are checked again
+//! when they become idle.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use crate::framing::Framing;
+use crate::handover::{Handover, Offer};
 
 /// What the request middleware and the connection share. Both run on the
 /// connection's own task, so plain cells suffice.
@@ -35,6 +51,8 @@ pub struct ConnState {
     /// When the body of the request being received must be complete; None
     /// between requests and once the body ended.
     body_deadline: Cell<Option<Instant>>,
+    /// Responses whose body the dispatcher has finished with.
+    responses: Cell<u64>,
 }
 
 impl ConnState {
@@ -48,6 +66,11 @@ impl ConnState {
         self.body_deadline.set(None);
     }
 
+    /// A response is complete (its body dropped by the dispatcher).
+    pub fn response_done(&self) {
+        self.responses.set(self.responses.get() + 1);
+    }
+
     fn receiving_body(&self) -> bool {
         self.body_deadline.get().is_some()
     }
@@ -55,7 +78,7 @@ impl ConnState {
 
 /// A stream the server accepts: TCP or unix, with write readiness exposed so
 /// that reading can wait for it.
-pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin + 'static {
+pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + AsFd + Unpin + 'static {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
@@ -71,6 +94,17 @@ impl Stream for tokio::net::UnixStream {
     }
 }
 
+/// Where a connection is in giving itself up at a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Release {
+    /// Serving.
+    No,
+    /// Handed over: another process owns the socket; never touch it again.
+    HandedOver,
+    /// Nobody took it: the dispatcher closes it as usual.
+    Closing,
+}
+
 pub struct Conn<S> {
     io: S,
     state: Rc<ConnState>,
@@ -79,17 +113,55 @@ pub struct Conn<S> {
     write_stall: Option<Pin<Box<Sleep>>>,
     /// Armed to the body deadline, so that a silent client is woken for too.
     body_timer: Option<(Instant, Pin<Box<Sleep>>)>,
+    framing: Framing,
+    /// How many responses were complete at the last flush of everything
+    /// written; None after a write since. Idle needs it equal to both
+    /// the responses and the requests.
+    flushed_at: Option<u64>,
+    handover: Arc<Handover>,
+    /// Resolves when the instance drains; polled to be woken for it.
+    drain: Pin<Box<WaitForCancellationFutureOwned>>,
+    release: Release,
 }
 
 impl<S: Stream> Conn<S> {
-    pub fn new(io: S, send_timeout: Duration) -> Self {
+    pub fn new(io: S, send_timeout: Duration, handover: Arc<Handover>) -> Self {
         Self {
             io,
             state: Rc::new(ConnState::default()),
             send_timeout,
             write_stall: None,
             body_timer: None,
+            framing: Framing::default(),
+            flushed_at: Some(0),
+            drain: Box::pin(handover.draining()),
+            handover,
+            release: Release::No,
         }
+    }
+
+    /// Between two requests, with nothing unanswered and nothing unsent.
+    fn is_idle(&self) -> bool {
+        let responses = self.state.responses.get();
+        self.framing.at_boundary()
+            && self.framing.requests() == responses
+            && self.flushed_at == Some(responses)
+            && self.write_stall.is_none()
+    }
+
+    /// At a drain, once idle: hand the socket over, or let it close.
+    fn poll_release(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.release != Release::No {
+            return true;
+        }
+        if self.drain.as_mut().poll(cx).is_pending() || !self.is_idle() {
+            return false;
+        }
+        self.release = match self.handover.offer(&self.io) {
+            Offer::Taken => Release::HandedOver,
+            Offer::Close => Release::Closing,
+        };
+        true
     }
 
     /// The state to put in the connection's extensions for the middleware.
@@ -138,8 +210,6 @@ impl<S: Stream> Conn<S> {
     }
 }
 
-use std::future::Future;
-
 impl<S: Stream> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -147,6 +217,10 @@ impl<S: Stream> AsyncRead for Conn<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // Released: the end of the stream, as far as the dispatcher knows.
+        if this.poll_release(cx) {
+            return Poll::Ready(Ok(()));
+        }
         if let Err(e) = this.poll_body_deadline(cx) {
             return Poll::Ready(Err(e));
         }
@@ -158,7 +232,12 @@ impl<S: Stream> AsyncRead for Conn<S> {
                 Poll::Ready(_) => {}
             }
         }
-        Pin::new(&mut this.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = read {
+            this.framing.feed(&buf.filled()[before..]);
+        }
+        read
     }
 }
 
@@ -169,6 +248,10 @@ impl<S: Stream> AsyncWrite for Conn<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if this.release == Release::HandedOver {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        this.flushed_at = None;
         match Pin::new(&mut this.io).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 this.write_stall = None;
@@ -180,11 +263,24 @@ impl<S: Stream> AsyncWrite for Conn<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        if this.release == Release::HandedOver {
+            return Poll::Ready(Ok(()));
+        }
+        // actix-http flushes the stream only once its write buffer is empty.
+        let flushed = Pin::new(&mut this.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.flushed_at = Some(this.state.responses.get());
+        }
+        flushed
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        // The socket is another process's now: no FIN from here.
+        if this.release == Release::HandedOver {
+            return Poll::Ready(Ok(()));
+        }
         match Pin::new(&mut this.io).poll_shutdown(cx) {
             // A client that reads nothing must not hold the close either.
             Poll::Pending => this.poll_stall(cx).map_ok(|_| ()),
@@ -196,5 +292,11 @@ impl<S: Stream> AsyncWrite for Conn<S> {
 impl<S: Stream> AsRawFd for Conn<S> {
     fn as_raw_fd(&self) -> RawFd {
         self.io.as_raw_fd()
+    }
+}
+
+impl<S: Stream> AsFd for Conn<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
     }
 }

@@ -16,7 +16,11 @@ use actix_web::dev::{AppConfig, Server};
 use actix_web::middleware::from_fn;
 use actix_web::{App, web};
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
 use crate::conn::{Conn, ConnState, Stream};
+use crate::handover::Handover;
 use crate::listeners::{Listener, Taken};
 use crate::observe::observe;
 use crate::routes;
@@ -34,11 +38,8 @@ pub enum ServeError {
 }
 
 /// Builds (does not start) a server instance on every listener.
-pub fn build(
-    state: web::Data<AppState>,
-    instance: web::Data<Instance>,
-    listeners: &[Taken],
-) -> Result<Server, ServeError> {
+pub fn build(factory: &Factory, listeners: &[Taken]) -> Result<Server, ServeError> {
+    let state = &factory.state;
     let s = &state.settings.server;
     let workers = if s.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -53,9 +54,6 @@ pub fn build(
         .shutdown_timeout(s.drain_timeout.as_secs().max(1))
         // We handle signals ourselves: SIGHUP means hand-off, not stop.
         .disable_signals();
-    // Tells the dispatchers that the instance drains: idle keep-alive
-    // connections close, busy ones answer with `Connection: close`.
-    let drain_signal = builder.graceful_shutdown_signal();
 
     for taken in listeners {
         let addr = taken.listener.local_addr();
@@ -64,11 +62,7 @@ pub fn build(
             source,
         };
         let name = format!("http {addr}");
-        let make = Factory {
-            state: state.clone(),
-            instance: instance.clone(),
-            drain_signal: drain_signal.clone(),
-        };
+        let make = factory.clone();
         // actix takes ownership of a clone; we keep the original for a
         // later hand-off.
         builder = match taken.listener.try_clone().map_err(fail)? {
@@ -83,16 +77,66 @@ pub fn build(
     Ok(builder.run())
 }
 
-/// What each worker needs to build its service for one listener.
+/// What each worker (and the adoption of handed-over connections) needs to
+/// build the service for a connection.
 #[derive(Clone)]
-struct Factory {
-    state: web::Data<AppState>,
-    instance: web::Data<Instance>,
-    drain_signal: actix_server::GracefulShutdownSignal,
+pub struct Factory {
+    pub state: web::Data<AppState>,
+    pub instance: web::Data<Instance>,
+    pub handover: Arc<Handover>,
+    /// Connections adopted from another process, served on this thread.
+    pub adopted: tokio_util::task::TaskTracker,
 }
 
 impl Factory {
-    fn service<S: Stream + PeerAddr>(
+    /// Serves every connection from `rx` (handed over by the previous process
+    /// or kept in systemd's store): idle, so the next bytes on each are the
+    /// start of a request. On this thread, beside the workers, until closed.
+    pub async fn adopt_all(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>) {
+        use actix_service::{Service, ServiceFactory};
+        let (Ok(tcp), Ok(unix)) = (
+            self.service::<tokio::net::TcpStream>()
+                .new_service(())
+                .await,
+            self.service::<tokio::net::UnixStream>()
+                .new_service(())
+                .await,
+        ) else {
+            tracing::error!("cannot build the service for adopted connections");
+            return;
+        };
+        let (tcp, unix) = (std::rc::Rc::new(tcp), std::rc::Rc::new(unix));
+        while let Some(fd) = rx.recv().await {
+            let unix_socket = socket2::SockRef::from(&fd)
+                .local_addr()
+                .is_ok_and(|a| a.is_unix());
+            let served = if unix_socket {
+                let std = std::os::unix::net::UnixStream::from(fd);
+                std.set_nonblocking(true)
+                    .and_then(|()| tokio::net::UnixStream::from_std(std))
+                    .map(|io| {
+                        let svc = unix.clone();
+                        self.adopted.spawn_local(async move { svc.call(io).await })
+                    })
+            } else {
+                let std = std::net::TcpStream::from(fd);
+                std.set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(std))
+                    .map(|io| {
+                        let svc = tcp.clone();
+                        self.adopted.spawn_local(async move { svc.call(io).await })
+                    })
+            };
+            match served {
+                Ok(_) => {
+                    self.state.metrics.connections.adopted.inc();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot serve an adopted connection"),
+            }
+        }
+    }
+
+    pub fn service<S: Stream + PeerAddr>(
         &self,
     ) -> impl actix_service::ServiceFactory<
         S,
@@ -112,7 +156,10 @@ impl Factory {
             .configure(routes::configure)
             .into_factory()
             .map_err(|err: actix_web::Error| err.error_response());
-        let drain_signal = self.drain_signal.clone();
+        let handover = self.handover.clone();
+        // No graceful_shutdown_signal: at a drain, `Conn` releases idle
+        // connections itself (handed over or closed) and the middleware
+        // answers busy ones with `Connection: close`.
         let http = HttpService::<Conn<S>, _, _>::build()
             .keep_alive(if s.keep_alive.is_zero() {
                 actix_http::KeepAlive::Disabled
@@ -120,17 +167,13 @@ impl Factory {
                 actix_http::KeepAlive::Timeout(s.keep_alive)
             })
             .client_request_timeout(s.client_header_timeout)
-            .graceful_shutdown_signal(move || {
-                let signal = drain_signal.clone();
-                async move { signal.notified().await }
-            })
             .on_connect_ext(|conn: &Conn<S>, ext| {
                 ext.insert::<Rc<ConnState>>(conn.state());
             })
             .h1(map_config(app, |()| AppConfig::default()));
         fn_service(move |io: S| {
             let peer = io.peer();
-            ready(Ok((Conn::new(io, send_timeout), peer)))
+            ready(Ok((Conn::new(io, send_timeout, handover.clone()), peer)))
         })
         .and_then(http)
     }

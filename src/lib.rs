@@ -11,6 +11,8 @@ pub mod conn;
 pub mod control;
 pub mod duration;
 pub mod exit;
+pub mod framing;
+pub mod handover;
 pub mod http;
 pub mod listeners;
 pub mod metrics;

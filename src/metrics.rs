@@ -33,6 +33,8 @@ pub struct Metrics {
     pub handoffs: Family<HandoffLabels, Counter>,
     pub handoff_last_duration_ms: Gauge,
     pub generation: Gauge,
+    /// What became of idle connections at drains, and adoptions at starts.
+    pub connections: crate::handover::Counts,
 }
 
 impl Metrics {
@@ -76,6 +78,27 @@ impl Metrics {
             "How many processes have served these listeners, this one included",
             generation_gauge.clone(),
         );
+        let connections = crate::handover::Counts::default();
+        registry.register(
+            "connections_handed_over",
+            "Idle connections passed to the successor at a reload's drain",
+            connections.handed_over.clone(),
+        );
+        registry.register(
+            "connections_stored",
+            "Idle connections put in the service manager's fd store at a stop",
+            connections.stored.clone(),
+        );
+        registry.register(
+            "connections_adopted",
+            "Connections taken from the previous process or the fd store and served",
+            connections.adopted.clone(),
+        );
+        registry.register(
+            "connections_closed_at_drain",
+            "Idle connections closed at a drain: nobody could take them",
+            connections.closed.clone(),
+        );
         let start = Gauge::<f64, AtomicU64>::default();
         start.set(
             started
@@ -104,6 +127,7 @@ impl Metrics {
             handoffs,
             handoff_last_duration_ms,
             generation: generation_gauge,
+            connections,
         }
     }
 

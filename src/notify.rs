@@ -69,3 +69,37 @@ pub fn watchdog_interval() -> Option<Duration> {
 pub fn watchdog() {
     send(&[NotifyState::Watchdog]);
 }
+
+/// `BARRIER=1` (sd_notify_barrier(3)): returns once the manager processed
+/// every message sent before, or after `timeout`.
+pub fn barrier(timeout: Duration) -> std::io::Result<()> {
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return Ok(());
+    }
+    let mut ends = [-1; 2];
+    // SAFETY: pipe2 fills the two descriptors we then own.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both were just created by pipe2.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1])) };
+    sd_notify::notify_with_fds(&[NotifyState::Custom("BARRIER=1")], &[write.as_fd()])?;
+    drop(write);
+    // The manager closes its copy of the write end once it got this far.
+    let mut poll = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&read),
+        events: 0,
+        revents: 0,
+    };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one pollfd we own.
+    match unsafe { libc::poll(&mut poll, 1, ms) } {
+        1 => Ok(()),
+        0 => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer to BARRIER=1",
+        )),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}

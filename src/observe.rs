@@ -60,14 +60,29 @@ pub async fn observe(
         req.set_payload(payload);
         finished
     });
+    let conn = req.conn_data::<std::rc::Rc<ConnState>>().cloned();
     let mut res = match announced {
         Some(len) if len > max as u64 => {
             let (http_req, _) = req.into_parts();
             ServiceResponse::new(http_req, too_large(max).error_response())
         }
-        _ => next.call(req).await?.map_into_boxed_body(),
+        _ => match next.call(req).await {
+            Ok(res) => res.map_into_boxed_body(),
+            Err(e) => {
+                // actix-web answers the error outside this middleware: count
+                // its response now (the flush after it still has to come
+                // before the connection counts as idle).
+                if let Some(conn) = &conn {
+                    conn.response_done();
+                }
+                return Err(e);
+            }
+        },
     };
     drop(guard);
+    if let Some(conn) = conn {
+        res = res.map_body(|_, body| BoxBody::new(Counted { body, conn }));
+    }
 
     let unread_body = body.is_some_and(|finished| !finished.get());
     if unread_body || instance.is_some_and(|i| i.is_draining()) {
@@ -106,4 +121,33 @@ fn announced_length(req: &ServiceRequest) -> Option<u64> {
 /// coding (RFC 9112 §6.3); the parser has rejected anything ambiguous.
 fn has_body(req: &ServiceRequest, announced: Option<u64>) -> bool {
     announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
+}
+
+/// A response body that tells the connection when the dispatcher is done
+/// with it (dropped after its last byte was encoded, or never polled when
+/// empty): part of knowing that a connection is idle.
+struct Counted {
+    body: BoxBody,
+    conn: std::rc::Rc<ConnState>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.conn.response_done();
+    }
+}
+
+impl MessageBody for Counted {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::control::{self, ReloadReply};
+use crate::handover;
 use crate::listeners::Taken;
 use crate::notify;
-use crate::server::Lifecycle;
+use crate::server::{Adopt, Lifecycle};
 use crate::state::AppState;
 use crate::successor::{self, Launch, Successor};
 
@@ -67,10 +68,26 @@ fn status_line(pid: u32, generation: u64, listeners: usize) -> String {
 }
 
 impl Lifecycle for Reloader {
-    fn ready(&mut self, state: &AppState, listeners: &[Taken]) {
+    fn ready(&mut self, state: &AppState, listeners: &[Taken], adopt: &Adopt) {
         match self.ready_fd.take() {
-            // The previous process tells the manager, naming us MAINPID.
-            Some(fd) => successor::report_ready(fd, self.pgid),
+            // The previous process tells the manager, naming us MAINPID, and
+            // passes us its idle connections on the same channel.
+            Some(fd) => {
+                let channel = successor::report_ready(fd, self.pgid).and_then(|s| {
+                    s.set_nonblocking(true).ok()?;
+                    tokio::net::UnixStream::from_std(s).ok()
+                });
+                if let Some(channel) = channel {
+                    let adopt = adopt.clone();
+                    actix_web::rt::spawn(async move {
+                        let n = handover::receive_from_predecessor(channel, adopt).await;
+                        tracing::info!(
+                            connections = n,
+                            "took over the previous process's idle connections"
+                        );
+                    });
+                }
+            }
             None => notify::ready(&status_line(state.pid, state.generation, listeners.len())),
         }
         match control::listen(state.pid, self.busy.clone()) {

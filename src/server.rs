@@ -20,13 +20,17 @@
 //!   and, if it dies abnormally meanwhile, serves the listeners again.
 //! - Draining: stop accepting, finish requests in flight, exit.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
 
 use crate::config::Settings;
-use crate::http::{self, ServeError};
+use crate::handover::{self, Handover};
+use crate::http::{self, Factory, ServeError};
 use crate::listeners::Taken;
 use crate::notify;
 use crate::state::{AppState, Instance};
@@ -46,8 +50,9 @@ pub enum Stop {
 /// Hooks the lifecycle exposes to the hand-off machinery, so that this module
 /// stays about the order of things.
 pub trait Lifecycle {
-    /// Called once the server accepts on every listener (again after a take-back).
-    fn ready(&mut self, state: &AppState, listeners: &[Taken]);
+    /// Called once the server accepts on every listener (again after a
+    /// take-back). Connections the previous process hands over go to `adopt`.
+    fn ready(&mut self, state: &AppState, listeners: &[Taken], adopt: &Adopt);
     /// Called on SIGHUP (or a control request): the successor, once it serves
     /// on the listeners and this process should drain; None if the reload
     /// failed and this process keeps serving.
@@ -60,6 +65,10 @@ pub trait Lifecycle {
     /// SIGHUP (the control socket).
     fn reload_requested(&mut self) -> impl std::future::Future<Output = ()>;
 }
+
+/// Where connections handed to this process (by the previous one, or from
+/// systemd's fd store) are sent to be served.
+pub type Adopt = mpsc::UnboundedSender<OwnedFd>;
 
 /// How long an unsupervised old process stays to take its listeners back if
 /// its successor dies, even when its own drain ends sooner.
@@ -145,6 +154,7 @@ enum Event {
 pub async fn serve(
     settings: Settings,
     listeners: Vec<Taken>,
+    connections: Vec<OwnedFd>,
     generation: u64,
     lifecycle: &mut impl Lifecycle,
 ) -> Result<Stop, ServeError> {
@@ -153,6 +163,20 @@ pub async fn serve(
     let supervised = notify::supervised();
     let state = actix_web::web::Data::new(AppState::new(settings, generation));
     let mut running = Running::start(&state, &listeners)?;
+    // Connections handed to us are served by the first instance; if it
+    // drains meanwhile, they are idle and go on with its other connections.
+    let (adopt, adopted) = mpsc::unbounded_channel();
+    actix_web::rt::spawn(running.factory.clone().adopt_all(adopted));
+    if !connections.is_empty() {
+        tracing::info!(
+            connections = connections.len(),
+            "serving connections kept in the service manager's store"
+        );
+        handover::forget_stored();
+        for fd in connections {
+            let _ = adopt.send(fd);
+        }
+    }
     // Ready.
     for taken in &listeners {
         tracing::info!(listener = %taken, "listening");
@@ -163,7 +187,7 @@ pub async fn serve(
         listeners = listeners.len(),
         "ready"
     );
-    lifecycle.ready(&state, &listeners);
+    lifecycle.ready(&state, &listeners, &adopt);
     let watchdog = notify::watchdog_interval().map(spawn_watchdog);
     // Drains of instances handed over and then taken back; awaited at exit.
     let mut retired = Vec::new();
@@ -174,11 +198,16 @@ pub async fn serve(
             event = signals.next() => event,
             () = lifecycle.reload_requested() => Event::Reload,
         };
-        let successor = match event {
+        let mut successor = match event {
             Event::Stop(name) => {
-                // Draining.
+                // Draining. Idle connections go to the fd store if there is
+                // one (a restart's next process serves them), else close.
                 let stop = Stop::Signal(name);
-                running.drain(&state, stop).await;
+                let to = match handover::store_capacity() {
+                    Some(max) => Passing::Store(max),
+                    None => Passing::Close,
+                };
+                running.drain(&state, stop, to).await;
                 break stop;
             }
             Event::Reload => match lifecycle.reload(&state, &listeners).await {
@@ -186,8 +215,12 @@ pub async fn serve(
                 Some(successor) => successor,
             },
         };
-        // HandedOff.
-        let drained = actix_web::rt::spawn(running.drain_owned(state.clone(), Stop::HandedOff));
+        // HandedOff: idle connections go to the successor.
+        let to = match successor.take_channel() {
+            Some(channel) => Passing::Successor(channel),
+            None => Passing::Close,
+        };
+        let drained = actix_web::rt::spawn(running.drain_owned(state.clone(), Stop::HandedOff, to));
         if supervised {
             let _ = drained.await;
             break Stop::HandedOff;
@@ -206,7 +239,7 @@ pub async fn serve(
                 state.metrics.record_handoff("successor_died");
                 retired.push(drained);
                 running = Running::start(&state, &listeners)?;
-                lifecycle.ready(&state, &listeners);
+                lifecycle.ready(&state, &listeners, &adopt);
             }
         }
     };
@@ -259,10 +292,18 @@ fn spawn_watchdog(every: Duration) -> actix_web::rt::task::JoinHandle<()> {
     })
 }
 
+/// Where a draining instance's idle connections go.
+enum Passing {
+    Close,
+    Successor(tokio::net::UnixStream),
+    /// systemd's fd store, with room for this many.
+    Store(usize),
+}
+
 /// One server instance on the listeners, and its task.
 struct Running {
     handle: ServerHandle,
-    instance: actix_web::web::Data<Instance>,
+    factory: Factory,
     task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -271,23 +312,29 @@ impl Running {
         state: &actix_web::web::Data<AppState>,
         listeners: &[Taken],
     ) -> Result<Self, ServeError> {
-        let instance = actix_web::web::Data::new(Instance::default());
-        let server = http::build(state.clone(), instance.clone(), listeners)?;
+        let factory = Factory {
+            state: state.clone(),
+            instance: actix_web::web::Data::new(Instance::default()),
+            handover: Arc::new(Handover::new(state.metrics.connections.clone())),
+            adopted: tokio_util::task::TaskTracker::new(),
+        };
+        let server = http::build(&factory, listeners)?;
         Ok(Self {
             handle: server.handle(),
-            instance,
+            factory,
             task: actix_web::rt::spawn(server),
         })
     }
 
-    async fn drain_owned(self, state: actix_web::web::Data<AppState>, stop: Stop) {
-        self.drain(&state, stop).await;
+    async fn drain_owned(self, state: actix_web::web::Data<AppState>, stop: Stop, to: Passing) {
+        self.drain(&state, stop, to).await;
     }
 
-    /// Stops accepting, lets requests in flight finish within
-    /// `server.drain_timeout`, and waits for the instance to end.
-    async fn drain(self, state: &AppState, stop: Stop) {
-        if self.instance.begin_draining() {
+    /// Stops accepting, passes idle connections on (`to`), lets requests in
+    /// flight finish within `server.drain_timeout`, and waits for the
+    /// instance to end.
+    async fn drain(self, state: &AppState, stop: Stop, to: Passing) {
+        if self.factory.instance.begin_draining() {
             state.metrics.drains.inc();
         }
         let in_flight = state.metrics.in_flight.get();
@@ -307,13 +354,32 @@ impl Running {
             "draining: stopped accepting, finishing requests in flight"
         );
         let started = Instant::now();
+        let counts = state.metrics.connections.clone();
+        let before = (
+            counts.handed_over.get(),
+            counts.stored.get(),
+            counts.closed.get(),
+        );
+        let (tx, pump) = match to {
+            Passing::Close => (None, None),
+            Passing::Successor(channel) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let pump = handover::send_to_successor(channel, rx, counts.clone());
+                (Some(tx), Some(actix_web::rt::spawn(pump)))
+            }
+            Passing::Store(max) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let pump = handover::send_to_store(rx, max, counts.clone());
+                (Some(tx), Some(actix_web::rt::spawn(pump)))
+            }
+        };
         // Stop accepting first and let the workers take and read what was
         // already accepted: actix's stop drops connections still queued for a
-        // worker and closes those whose first request is not parsed yet,
-        // which a client sees as a reset on a brand-new connection.
-        // Connections not yet accepted stay in the kernel's queue for the
-        // next process.
+        // worker. Connections not yet accepted stay in the kernel's queue
+        // for the next process. Every connection is woken: idle ones are
+        // released at once, busy ones when their response is out.
         self.handle.pause().await;
+        self.factory.handover.begin(tx);
         tokio::time::sleep(ACCEPTED_GRACE).await;
         self.handle.stop(true).await;
         match self.task.await {
@@ -321,6 +387,33 @@ impl Running {
             Ok(Err(e)) => tracing::error!(error = %e, "server instance failed while draining"),
             Err(e) => tracing::error!(error = %e, "server instance task failed"),
         }
+        // Connections adopted from a predecessor are served outside
+        // actix-server: wait for them too.
+        self.factory.adopted.close();
+        let left_for_adopted = state
+            .settings
+            .server
+            .drain_timeout
+            .saturating_sub(started.elapsed());
+        if tokio::time::timeout(left_for_adopted, self.factory.adopted.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = self.factory.adopted.len(),
+                "drain timeout reached with adopted connections still busy"
+            );
+        }
+        self.factory.handover.end();
+        if let Some(pump) = pump {
+            let _ = pump.await;
+        }
+        tracing::info!(
+            handed_over = counts.handed_over.get() - before.0,
+            stored = counts.stored.get() - before.1,
+            closed = counts.closed.get() - before.2,
+            "idle connections at the drain"
+        );
         let took = started.elapsed();
         let left = state.metrics.in_flight.get();
         if left > 0 {

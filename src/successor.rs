@@ -169,9 +169,16 @@ pub fn spawn(
 /// A successor that reported ready and now serves.
 pub struct Successor {
     child: Child,
+    /// The channel it reported ready on: idle connections follow on it.
+    channel: Option<tokio::net::UnixStream>,
 }
 
 impl Successor {
+    /// The channel to pass connections on (once).
+    pub fn take_channel(&mut self) -> Option<tokio::net::UnixStream> {
+        self.channel.take()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -215,6 +222,7 @@ pub async fn wait_ready(
     match read {
         Ok(true) => Ok(Successor {
             child: pending.child,
+            channel: Some(pending.ready),
         }),
         Ok(false) => {
             // It closed the ready socket without READY=1: it is exiting.
@@ -287,10 +295,12 @@ pub struct Inherited {
 }
 
 /// Tells the previous process that this one serves, then joins its process
-/// group (see the module docs).
-pub fn report_ready(ready_fd: OwnedFd, pgid: Option<libc::pid_t>) {
+/// group (see the module docs). Returns the channel, on which the previous
+/// process then passes its idle connections.
+pub fn report_ready(ready_fd: OwnedFd, pgid: Option<libc::pid_t>) -> Option<UnixStream> {
     let mut stream = UnixStream::from(ready_fd);
-    if let Err(e) = io::Write::write_all(&mut stream, READY_MESSAGE) {
+    let reported = io::Write::write_all(&mut stream, READY_MESSAGE);
+    if let Err(e) = &reported {
         tracing::warn!(error = %e, "cannot tell the previous process that we are ready");
     }
     if let Some(pgid) = pgid {
@@ -304,6 +314,7 @@ pub fn report_ready(ready_fd: OwnedFd, pgid: Option<libc::pid_t>) {
             );
         }
     }
+    reported.ok().map(|()| stream)
 }
 
 /// Reads and removes `HANDOFF_READY_FD`, `HANDOFF_GENERATION` and

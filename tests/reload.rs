@@ -513,3 +513,57 @@ fn a_failed_reload_stops_what_the_successor_started() {
         "something still holds {addr} after handoff stopped"
     );
 }
+
+#[test]
+fn pooled_clients_lose_nothing_across_ten_hand_offs() {
+    // Clients of a connection pool: one kept connection each, POST with a
+    // body, a random 0-300 ms pause, no retry. Closing their idle connections
+    // at a drain fails whatever request is written at that instant; the idle
+    // connections must go to the successor instead.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[]);
+    let mut pids = Pids(vec![pid_of(&addr)]);
+    let plan = Plan {
+        addr: addr.parse::<SocketAddr>().unwrap(),
+        groups: vec![Group::pooled(
+            "pooled",
+            "/echo",
+            32,
+            Duration::from_millis(300),
+        )],
+        duration: Duration::from_secs(14),
+        request_timeout: Duration::from_secs(30),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..10 {
+        let old = *pids.0.last().unwrap();
+        // SAFETY: kill(2) to a pid that served a moment ago.
+        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
+        let new = successor_of(&addr, old);
+        pids.0.push(new);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(&plan, &samples);
+    for s in &stats {
+        println!("{s}");
+    }
+    let all = stats.last().unwrap();
+    assert!(all.requests > 1000, "{all}");
+    assert_eq!(all.failed, 0, "{all}");
+    // The clients kept their connections: the last process serves ones it
+    // took over rather than accepted.
+    let metrics = get(&addr, "/metrics").unwrap().body;
+    let adopted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("handoff_connections_adopted_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(adopted > 0, "{metrics}");
+    drop(proc);
+}

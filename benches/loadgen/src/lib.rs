@@ -12,6 +12,12 @@
 //! an idle keep-alive connection always races with a client reusing it. Every
 //! other failure counts: connect errors, resets, EOF after a response began,
 //! timeouts, non-2xx statuses.
+//!
+//! Pooled clients ([`Group::pooled`]) are how load balancers and HTTP client
+//! pools send: one kept connection each, a random pause between requests,
+//! `POST` with a body (not idempotent), and **no retry of any kind**. Each
+//! answer must echo the body sent, byte for byte (`POST /echo`), so a request
+//! read twice or partly lost counts as failed too.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,6 +34,8 @@ pub struct Group {
     pub path: String,
     pub clients: usize,
     pub keep_alive: bool,
+    /// Pooled clients: the longest random pause between two requests.
+    pub pooled_pause: Option<Duration>,
 }
 
 impl Group {
@@ -37,24 +45,42 @@ impl Group {
             path: path.to_owned(),
             clients,
             keep_alive,
+            pooled_pause: None,
         }
     }
 
-    /// `name:path:clients:ka|close`, e.g. `fast:/:16:ka`.
+    /// Pooled clients: `POST` a body to `path` (which must echo it) on one
+    /// kept connection each, pausing 0 to `max_pause` between requests,
+    /// never retrying.
+    pub fn pooled(name: &str, path: &str, clients: usize, max_pause: Duration) -> Self {
+        Self {
+            pooled_pause: Some(max_pause),
+            ..Self::new(name, path, clients, true)
+        }
+    }
+
+    /// `name:path:clients:ka|close|pooledMS`, e.g. `fast:/:16:ka` or
+    /// `pool:/echo:32:pooled300` (pauses of 0-300 ms).
     pub fn parse(spec: &str) -> Result<Self, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         let [name, path, clients, mode] = parts[..] else {
-            return Err(format!("{spec:?}: expected name:path:clients:ka|close"));
+            return Err(format!(
+                "{spec:?}: expected name:path:clients:ka|close|pooledMS"
+            ));
         };
         let clients = clients
             .parse()
             .map_err(|_| format!("{spec:?}: clients {clients:?} is not a number"))?;
-        let keep_alive = match mode {
-            "ka" => true,
-            "close" => false,
-            other => return Err(format!("{spec:?}: mode {other:?} is neither ka nor close")),
-        };
-        Ok(Self::new(name, path, clients, keep_alive))
+        match mode {
+            "ka" => Ok(Self::new(name, path, clients, true)),
+            "close" => Ok(Self::new(name, path, clients, false)),
+            other => match other.strip_prefix("pooled").map(str::parse::<u64>) {
+                Some(Ok(ms)) => Ok(Self::pooled(name, path, clients, Duration::from_millis(ms))),
+                _ => Err(format!(
+                    "{spec:?}: mode {other:?} is not ka, close or pooledMS (e.g. pooled300)"
+                )),
+            },
+        }
     }
 }
 
@@ -115,12 +141,19 @@ pub async fn run(plan: &Plan) -> Vec<Sample> {
     let deadline = origin + plan.duration;
     let mut tasks = Vec::new();
     for (gi, group) in plan.groups.iter().enumerate() {
-        for _ in 0..group.clients {
+        for ci in 0..group.clients {
             let group = group.clone();
             let addr = plan.addr;
             let timeout = plan.request_timeout;
             tasks.push(tokio::spawn(async move {
-                client(gi, &group, addr, timeout, origin, deadline).await
+                match group.pooled_pause {
+                    Some(pause) => {
+                        let seed = (gi as u64) << 32 | ci as u64;
+                        pooled_client(gi, &group, pause, seed, addr, timeout, origin, deadline)
+                            .await
+                    }
+                    None => client(gi, &group, addr, timeout, origin, deadline).await,
+                }
             }));
         }
     }
@@ -202,6 +235,80 @@ async fn client(
     samples
 }
 
+/// A client of a connection pool: see the crate docs. A new connection only
+/// after the server closed the last one (as a pool does), never a retry.
+#[allow(clippy::too_many_arguments)]
+async fn pooled_client(
+    group_index: usize,
+    group: &Group,
+    max_pause: Duration,
+    seed: u64,
+    addr: SocketAddr,
+    timeout: Duration,
+    origin: Instant,
+    deadline: Instant,
+) -> Vec<Sample> {
+    let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut conn: Option<TcpStream> = None;
+    let mut samples = Vec::new();
+    let mut n: u64 = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        // A body that differs per request, so an echo of another one shows.
+        let body = format!(
+            "client {seed:x} request {n} {}",
+            "x".repeat((n % 64) as usize)
+        );
+        let request = format!(
+            "POST {} HTTP/1.1\r\nHost: loadgen\r\nUser-Agent: handoff-loadgen\r\n\
+             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{body}",
+            group.path,
+            body.len()
+        );
+        let started = Instant::now();
+        let result = tokio::time::timeout(timeout, attempt(&mut conn, addr, &request)).await;
+        let (outcome, keep) = match result {
+            Err(_) => (Outcome::Timeout, false),
+            Ok(Err(f)) => (f.outcome, false),
+            Ok(Ok(resp)) if !(200..300).contains(&resp.status) => {
+                (Outcome::Status(resp.status), false)
+            }
+            Ok(Ok(resp)) if resp.body != body.as_bytes() => (
+                Outcome::Io("echo differs from the body sent".to_owned()),
+                false,
+            ),
+            Ok(Ok(resp)) => (Outcome::Ok, resp.keep_alive),
+        };
+        if !keep {
+            conn = None;
+        }
+        samples.push(Sample {
+            group: group_index,
+            start_us: micros(started - origin),
+            latency_us: micros(started.elapsed()),
+            outcome,
+            pid: None,
+            retried: false,
+        });
+        let pause = max_pause.mul_f64(rng.unit());
+        tokio::time::sleep(pause).await;
+    }
+    samples
+}
+
+/// A small deterministic generator for the pauses (no dependency needed).
+struct XorShift(u64);
+
+impl XorShift {
+    /// A number in [0, 1).
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     d.as_micros().try_into().unwrap_or(u64::MAX)
 }
@@ -216,6 +323,7 @@ struct Response {
     status: u16,
     keep_alive: bool,
     pid: Option<u32>,
+    body: Vec<u8>,
 }
 
 async fn attempt(
@@ -288,11 +396,12 @@ async fn attempt(
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        let body = String::from_utf8_lossy(&buf[head_len..head_len + length]);
+        let body = buf[head_len..head_len + length].to_vec();
         return Ok(Response {
             status,
             keep_alive,
-            pid: pid_in(&body),
+            pid: pid_in(&String::from_utf8_lossy(&body)),
+            body,
         });
     }
 }
@@ -439,6 +548,9 @@ mod tests {
         assert_eq!((g.clients, g.keep_alive), (8, false));
         assert!(Group::parse("x:/:n:ka").is_err());
         assert!(Group::parse("x:/:1:maybe").is_err());
+        let p = Group::parse("pool:/echo:32:pooled300").unwrap();
+        assert_eq!(p.pooled_pause, Some(Duration::from_millis(300)));
+        assert!(Group::parse("pool:/echo:32:pooledx").is_err());
     }
 
     #[test]

@@ -1,0 +1,406 @@
+//! Where a client's byte stream stands relative to request boundaries.
+//!
+//! A connection can be handed to another process only between two requests:
+//! when every byte read so far belongs to a request that has been answered.
+//! actix-http keeps what it read in its own buffer, which nobody outside can
+//! see, so the connection follows HTTP/1.1 message framing (RFC 9112 §6) over
+//! the same bytes: a head up to its blank line, then a body by
+//! `Content-Length` or chunked coding. Anything it does not follow exactly
+//! (an upgrade, `CONNECT`, a transfer coding other than chunked, a head it
+//! cannot parse) makes the connection [`Framing::Opaque`]: never handed over,
+//! closed at a drain as before.
+
+/// Longest head followed; actix-http refuses larger ones (431) anyway.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most headers parsed in a head; more makes the connection opaque.
+const MAX_HEADERS: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// Nothing of a next request has been read.
+    Boundary,
+    /// Part of a request head has been read (kept until its blank line).
+    Head,
+    /// This many bytes of a `Content-Length` body are still to come.
+    Body(u64),
+    Chunked(Chunk),
+    /// Not followed: never at a boundary again.
+    Opaque,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Chunk {
+    /// Reading a chunk-size line: the size so far, whether a digit was seen,
+    /// whether we are past the digits (extensions), and whether CR was seen.
+    Size {
+        size: u64,
+        digits: bool,
+        ext: bool,
+        cr: bool,
+    },
+    /// This many data bytes of the current chunk are still to come.
+    Data(u64),
+    /// The CRLF after a chunk's data: whether CR was seen.
+    DataEnd { cr: bool },
+    /// Trailer lines after the last chunk: the length of the current line.
+    Trailer { line: usize },
+}
+
+/// Follows request framing over the bytes read from one connection.
+#[derive(Debug)]
+pub struct Framing {
+    state: State,
+    head: Vec<u8>,
+    /// Request heads completed so far.
+    requests: u64,
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Self {
+            state: State::Boundary,
+            head: Vec::new(),
+            requests: 0,
+        }
+    }
+}
+
+impl Framing {
+    /// True when every byte read belongs to a complete request.
+    pub fn at_boundary(&self) -> bool {
+        self.state == State::Boundary
+    }
+
+    pub fn is_opaque(&self) -> bool {
+        self.state == State::Opaque
+    }
+
+    /// How many request heads were read completely.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Follows `bytes`, the next bytes read from the client.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let used = match &mut self.state {
+                State::Opaque => return,
+                State::Boundary => {
+                    self.state = State::Head;
+                    0
+                }
+                State::Head => self.feed_head(bytes),
+                State::Body(left) => {
+                    let n = (*left).min(bytes.len() as u64);
+                    *left -= n;
+                    if *left == 0 {
+                        self.state = State::Boundary;
+                    }
+                    n as usize
+                }
+                State::Chunked(_) => self.feed_chunked(bytes),
+            };
+            bytes = &bytes[used..];
+        }
+    }
+
+    /// Takes head bytes up to and including the blank line; returns how
+    /// many of `bytes` it used.
+    fn feed_head(&mut self, bytes: &[u8]) -> usize {
+        let start = self.head.len();
+        self.head.extend_from_slice(bytes);
+        // The blank line may straddle the previous read.
+        let from = start.saturating_sub(3);
+        let Some(end) = find_blank_line(&self.head[from..]).map(|i| from + i) else {
+            if self.head.len() > MAX_HEAD {
+                self.become_opaque();
+            }
+            return bytes.len();
+        };
+        let used = end - start;
+        self.head.truncate(end);
+        self.state = self.framing_of_head();
+        self.head.clear();
+        if self.state != State::Opaque {
+            self.requests += 1;
+        }
+        used
+    }
+
+    /// What follows the head in `self.head` (which ends with its blank line).
+    fn framing_of_head(&self) -> State {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&self.head) {
+            Ok(httparse::Status::Complete(_)) => {}
+            _ => return State::Opaque,
+        }
+        if req.method == Some("CONNECT") {
+            return State::Opaque;
+        }
+        let mut length: Option<u64> = None;
+        let mut chunked = false;
+        for h in req.headers.iter() {
+            let value = String::from_utf8_lossy(h.value);
+            if h.name.eq_ignore_ascii_case("upgrade") {
+                return State::Opaque;
+            }
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                // Only chunked as the final coding has a body we can follow.
+                let last = value.rsplit(',').next().unwrap_or("").trim();
+                if !last.eq_ignore_ascii_case("chunked") {
+                    return State::Opaque;
+                }
+                chunked = true;
+            }
+            if h.name.eq_ignore_ascii_case("content-length") {
+                match value.trim().parse::<u64>() {
+                    Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                    _ => return State::Opaque,
+                }
+            }
+        }
+        match (chunked, length) {
+            // Both is a request the parser refuses and the server closes.
+            (true, Some(_)) => State::Opaque,
+            (true, None) => State::Chunked(Chunk::Size {
+                size: 0,
+                digits: false,
+                ext: false,
+                cr: false,
+            }),
+            (false, Some(0) | None) => State::Boundary,
+            (false, Some(n)) => State::Body(n),
+        }
+    }
+
+    fn feed_chunked(&mut self, bytes: &[u8]) -> usize {
+        let State::Chunked(chunk) = &mut self.state else {
+            unreachable!("called in the chunked state")
+        };
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            match chunk {
+                Chunk::Data(left) => {
+                    let n = (*left).min((bytes.len() - i) as u64);
+                    *left -= n;
+                    i += n as usize;
+                    if *left == 0 {
+                        *chunk = Chunk::DataEnd { cr: false };
+                    }
+                    continue;
+                }
+                Chunk::DataEnd { cr } => match (b, *cr) {
+                    (b'\r', false) => *cr = true,
+                    (b'\n', true) => {
+                        *chunk = Chunk::Size {
+                            size: 0,
+                            digits: false,
+                            ext: false,
+                            cr: false,
+                        }
+                    }
+                    _ => {
+                        self.become_opaque();
+                        return bytes.len();
+                    }
+                },
+                Chunk::Size {
+                    size,
+                    digits,
+                    ext,
+                    cr,
+                } => {
+                    if *cr {
+                        if b != b'\n' || !*digits {
+                            self.become_opaque();
+                            return bytes.len();
+                        }
+                        *chunk = if *size == 0 {
+                            Chunk::Trailer { line: 0 }
+                        } else {
+                            Chunk::Data(*size)
+                        };
+                    } else if b == b'\r' {
+                        *cr = true;
+                    } else if *ext || b == b';' || b == b' ' || b == b'\t' {
+                        *ext = true;
+                    } else if let Some(d) = (b as char).to_digit(16) {
+                        match size.checked_mul(16).and_then(|s| s.checked_add(d.into())) {
+                            Some(s) => {
+                                *size = s;
+                                *digits = true;
+                            }
+                            None => {
+                                self.become_opaque();
+                                return bytes.len();
+                            }
+                        }
+                    } else {
+                        self.become_opaque();
+                        return bytes.len();
+                    }
+                }
+                Chunk::Trailer { line } => match b {
+                    b'\r' => {}
+                    b'\n' if *line == 0 => {
+                        self.state = State::Boundary;
+                        return i + 1;
+                    }
+                    b'\n' => *line = 0,
+                    _ if *line > MAX_HEAD => {
+                        self.become_opaque();
+                        return bytes.len();
+                    }
+                    _ => *line += 1,
+                },
+            }
+            i += 1;
+        }
+        i
+    }
+
+    fn become_opaque(&mut self) {
+        self.state = State::Opaque;
+        self.head = Vec::new();
+    }
+}
+
+/// The index just past the first CRLFCRLF (or LFLF, which parsers accept).
+fn find_blank_line(bytes: &[u8]) -> Option<usize> {
+    (0..bytes.len()).find_map(|i| {
+        let rest = &bytes[i..];
+        if rest.starts_with(b"\r\n\r\n") {
+            Some(i + 4)
+        } else if rest.starts_with(b"\n\n") {
+            Some(i + 2)
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fed(parts: &[&[u8]]) -> Framing {
+        let mut f = Framing::default();
+        for p in parts {
+            f.feed(p);
+        }
+        f
+    }
+
+    #[test]
+    fn requests_without_a_body_end_at_their_blank_line() {
+        let f = fed(&[b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]);
+        assert!(f.at_boundary());
+        assert_eq!(f.requests(), 1);
+        let f = fed(&[b"GET / HTTP/1.1\r\nHo", b"st: x\r\n\r", b"\n"]);
+        assert!(f.at_boundary());
+        let f = fed(&[b"GET / HTTP/1.1\r\nHost: x\r\n"]);
+        assert!(!f.at_boundary());
+    }
+
+    #[test]
+    fn content_length_bodies_across_reads_and_a_pipelined_next_request() {
+        let mut f = fed(&[b"POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234"]);
+        assert!(!f.at_boundary());
+        f.feed(b"56789");
+        assert!(f.at_boundary());
+        f.feed(b"POST /echo HTTP/1.1\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\n");
+        assert!(!f.at_boundary(), "the pipelined GET has begun");
+        assert_eq!(f.requests(), 2);
+        f.feed(b"\r\n");
+        assert!(f.at_boundary());
+        assert_eq!(f.requests(), 3);
+    }
+
+    #[test]
+    fn chunked_bodies_with_extensions_and_trailers() {
+        let body: &[u8] = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+                            5;name=v\r\nhello\r\n1A\r\nabcdefghijklmnopqrstuvwxyz\r\n\
+                            0\r\nX-Trailer: 1\r\n\r\n";
+        assert!(fed(&[body]).at_boundary());
+        // Byte by byte, the same.
+        let mut f = Framing::default();
+        for (i, b) in body.iter().enumerate() {
+            f.feed(&[*b]);
+            assert_eq!(f.at_boundary(), i + 1 == body.len(), "after byte {i}");
+        }
+        let no_trailer = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+        assert!(fed(&[no_trailer]).at_boundary());
+    }
+
+    #[test]
+    fn what_is_not_followed_is_opaque_for_good() {
+        for head in [
+            &b"GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
+            b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"\x00\x01 garbage\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ] {
+            let mut f = fed(&[head]);
+            assert!(f.is_opaque(), "{:?}", String::from_utf8_lossy(head));
+            f.feed(b"GET / HTTP/1.1\r\n\r\n");
+            assert!(!f.at_boundary());
+        }
+    }
+
+    proptest! {
+        /// However the same bytes are split into reads, the framing ends in
+        /// the same state, and never panics on arbitrary input.
+        #[test]
+        fn splits_do_not_matter(
+            bytes in prop::collection::vec(any::<u8>(), 0..300),
+            cuts in prop::collection::vec(0usize..300, 0..8),
+        ) {
+            let whole = fed(&[&bytes]);
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|c| *c <= bytes.len()).collect();
+            cuts.sort_unstable();
+            let mut f = Framing::default();
+            let mut from = 0;
+            for c in cuts.into_iter().chain([bytes.len()]) {
+                f.feed(&bytes[from..c]);
+                from = c;
+            }
+            prop_assert_eq!(f.state, whole.state);
+            prop_assert_eq!(f.requests, whole.requests);
+        }
+
+        /// Well-formed pipelined requests, fed byte by byte: at a boundary
+        /// exactly at the end of each request.
+        #[test]
+        fn boundaries_of_generated_requests(
+            reqs in prop::collection::vec((0usize..40, any::<bool>()), 1..6),
+        ) {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::new();
+            for (len, chunked) in &reqs {
+                let body = "b".repeat(*len);
+                if *chunked {
+                    bytes.extend_from_slice(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+                    if *len > 0 {
+                        bytes.extend_from_slice(format!("{len:x}\r\n{body}\r\n").as_bytes());
+                    }
+                    bytes.extend_from_slice(b"0\r\n\r\n");
+                } else {
+                    bytes.extend_from_slice(format!("POST / HTTP/1.1\r\nContent-Length: {len}\r\n\r\n{body}").as_bytes());
+                }
+                ends.push(bytes.len());
+            }
+            let mut f = Framing::default();
+            for (i, b) in bytes.iter().enumerate() {
+                f.feed(&[*b]);
+                prop_assert_eq!(f.at_boundary(), ends.contains(&(i + 1)), "after byte {}", i);
+            }
+            prop_assert_eq!(f.requests(), reqs.len() as u64);
+        }
+    }
+}
