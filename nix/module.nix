@@ -160,6 +160,11 @@ in
           TimeoutStopSec = drainTimeout + 15;
           WatchdogSec = 30;
           Restart = "on-failure";
+          # Idle keep-alive connections survive a restart in the fd store
+          # (see containers/units/handoff.service). NixOS's systemd (254+)
+          # sets FDSTORE= from FileDescriptorStoreMax= itself.
+          FileDescriptorStoreMax = 4096;
+          FileDescriptorStorePreserve = "restart";
           # Keep-alive clients hold a descriptor each; the seccomp filter below
           # denies handoff raising its own limit.
           LimitNOFILE = 65536;

@@ -151,7 +151,7 @@ fn serve(settings: Settings) -> u8 {
             return exit::DATAERR;
         }
     };
-    let taken = match listeners::take_or_bind(&settings.server.listen, settings.server.backlog) {
+    let passed = match listeners::take_or_bind(&settings.server.listen, settings.server.backlog) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "cannot take listeners");
@@ -170,8 +170,8 @@ fn serve(settings: Settings) -> u8 {
     let system = actix_web::rt::System::new();
     match system.block_on(server::serve(
         settings,
-        taken,
-        Vec::new(),
+        passed.listeners,
+        passed.connections,
         generation,
         &mut lifecycle,
     )) {

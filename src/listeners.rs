@@ -10,7 +10,7 @@
 use std::fmt;
 use std::io;
 use std::net::{TcpListener, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,9 @@ pub const HTTP_FD_NAME: &str = "http";
 pub const LISTEN_FDS: &str = "LISTEN_FDS";
 pub const LISTEN_PID: &str = "LISTEN_PID";
 pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
+/// Most descriptors accepted in `LISTEN_FDS`: listeners plus connections
+/// from the fd store (`FileDescriptorStoreMax=`).
+pub const MAX_PASSED_FDS: usize = 65_536;
 
 /// A configured address: `host:port` or a unix socket path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,11 +191,14 @@ fn parse_activation(
         reason: "not a whole number of file descriptors (digits only, as systemd sets it)"
             .to_owned(),
     })?;
-    if count > 1024 {
+    if count > MAX_PASSED_FDS {
         return Err(ListenError::Environment {
             var: LISTEN_FDS,
             value: fds,
-            reason: "more than 1024 file descriptors is not a plausible socket set".to_owned(),
+            reason: format!(
+                "more than {MAX_PASSED_FDS} file descriptors is not a plausible set of \
+                 sockets and stored connections"
+            ),
         });
     }
     // systemd's rule: the variables are for the process whose pid they name.
@@ -245,6 +251,12 @@ fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
 /// Checks that `fd` is an open, listening stream socket of a family handoff
 /// serves, and returns that family.
 fn check_listening_stream(fd: RawFd, name: &str) -> Result<Domain, ListenError> {
+    check_stream(fd, name, true)
+}
+
+/// Checks that `fd` is an open stream socket of a family handoff serves,
+/// listening or (a stored connection) not, and returns that family.
+fn check_stream(fd: RawFd, name: &str, want_listening: bool) -> Result<Domain, ListenError> {
     let fail = |reason: String| ListenError::Fd {
         fd,
         name: name.to_owned(),
@@ -274,7 +286,14 @@ fn check_listening_stream(fd: RawFd, name: &str) -> Result<Domain, ListenError> 
     let listening = sock
         .is_listener()
         .map_err(|e| fail(format!("cannot read SO_ACCEPTCONN ({e})")))?;
-    if !listening {
+    if listening && !want_listening {
+        return Err(fail(format!(
+            "a listening socket under the name {:?}, which is for connections kept in \
+             the fd store",
+            crate::handover::STORED_CONNECTION_NAME
+        )));
+    }
+    if !listening && want_listening {
         return Err(fail(
             "a stream socket that is not listening (a unit with Accept=yes passes \
              connections; handoff needs Accept=no)"
@@ -290,11 +309,19 @@ fn check_listening_stream(fd: RawFd, name: &str) -> Result<Domain, ListenError> 
     Ok(domain)
 }
 
+/// What the `LISTEN_FDS` protocol passed: listening sockets, and connections
+/// a previous process left in systemd's fd store (named `conn`).
+#[derive(Debug, Default)]
+pub struct Passed {
+    pub listeners: Vec<Taken>,
+    pub connections: Vec<OwnedFd>,
+}
+
 /// Takes the sockets passed by the `LISTEN_FDS` protocol, validating each, and
 /// removes the variables so that child processes do not inherit them.
 ///
 /// Must run before any other thread exists: it modifies the environment.
-pub fn take_inherited() -> Result<Option<Vec<Taken>>, ListenError> {
+pub fn take_inherited() -> Result<Option<Passed>, ListenError> {
     let activation = parse_activation(|k| std::env::var(k).ok(), std::process::id());
     let activation = match activation {
         Ok(Some(a)) => a,
@@ -307,6 +334,18 @@ pub fn take_inherited() -> Result<Option<Vec<Taken>>, ListenError> {
     let mut domains = Vec::with_capacity(activation.count);
     for (i, name) in activation.names.iter().enumerate() {
         let fd = SD_LISTEN_FDS_START + i as RawFd;
+        if name == crate::handover::STORED_CONNECTION_NAME {
+            match check_stream(fd, name, false) {
+                Ok(_) => {
+                    domains.push(None);
+                    continue;
+                }
+                Err(e) => {
+                    remove_activation_env();
+                    return Err(e);
+                }
+            }
+        }
         if !is_served_name(name) {
             remove_activation_env();
             return Err(ListenError::Fd {
@@ -319,7 +358,7 @@ pub fn take_inherited() -> Result<Option<Vec<Taken>>, ListenError> {
             });
         }
         match check_listening_stream(fd, name) {
-            Ok(domain) => domains.push(domain),
+            Ok(domain) => domains.push(Some(domain)),
             Err(e) => {
                 remove_activation_env();
                 return Err(e);
@@ -332,8 +371,18 @@ pub fn take_inherited() -> Result<Option<Vec<Taken>>, ListenError> {
     let mut fds = listenfd::ListenFd::from_env();
     remove_activation_env();
     let mut taken = Vec::with_capacity(activation.count);
+    let mut connections = Vec::new();
     for (i, (name, domain)) in activation.names.into_iter().zip(domains).enumerate() {
         let fd = SD_LISTEN_FDS_START + i as RawFd;
+        let Some(domain) = domain else {
+            // SAFETY: checked above to be an open socket; the protocol
+            // passes it to us alone, and listenfd does not take it.
+            let conn = unsafe { OwnedFd::from_raw_fd(fd) };
+            // SAFETY: F_SETFD on a descriptor we own.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            connections.push(conn);
+            continue;
+        };
         let fail = |e: io::Error| ListenError::Fd {
             fd,
             name: name.clone(),
@@ -362,7 +411,10 @@ pub fn take_inherited() -> Result<Option<Vec<Taken>>, ListenError> {
             origin: Origin::Inherited { fd, name },
         });
     }
-    Ok(Some(taken))
+    Ok(Some(Passed {
+        listeners: taken,
+        connections,
+    }))
 }
 
 fn remove_activation_env() {
@@ -450,11 +502,15 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Inherited sockets when any were passed, the configured addresses otherwise.
-pub fn take_or_bind(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, ListenError> {
+/// Inherited sockets when any listener was passed, the configured addresses
+/// otherwise; with the stored connections passed either way.
+pub fn take_or_bind(addrs: &[String], backlog: u32) -> Result<Passed, ListenError> {
     match take_inherited()? {
-        Some(taken) => Ok(taken),
-        None => bind_all(addrs, backlog),
+        Some(passed) if !passed.listeners.is_empty() => Ok(passed),
+        other => Ok(Passed {
+            listeners: bind_all(addrs, backlog)?,
+            connections: other.map(|p| p.connections).unwrap_or_default(),
+        }),
     }
 }
 
@@ -483,7 +539,7 @@ mod tests {
                 .collect();
             match parse_activation(|k| vars.get(k).cloned(), 7) {
                 Ok(Some(a)) => {
-                    prop_assert!(a.count >= 1 && a.count <= 1024);
+                    prop_assert!(a.count >= 1 && a.count <= MAX_PASSED_FDS);
                     prop_assert_eq!(a.names.len(), a.count);
                 }
                 Ok(None) => {}

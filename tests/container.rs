@@ -51,6 +51,33 @@ fn mixed_load(addr: &str, duration: Duration) -> Plan {
     }
 }
 
+/// Clients of a connection pool (load balancer, HTTP client pool): one kept
+/// connection each, POST with a body, 0-300 ms pauses, no retry.
+fn pooled_load(addr: &str, duration: Duration) -> Plan {
+    Plan {
+        addr: addr.parse::<SocketAddr>().unwrap(),
+        groups: vec![Group::pooled(
+            "pooled",
+            "/echo",
+            32,
+            Duration::from_millis(300),
+        )],
+        duration,
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+/// The mixed load and the pooled clients at once.
+fn mixed_and_pooled_load(addr: &str, duration: Duration) -> Plan {
+    let mut plan = mixed_load(addr, duration);
+    plan.groups
+        .extend(pooled_load(addr, duration).groups.into_iter().map(|mut g| {
+            g.clients = 16;
+            g
+        }));
+    plan
+}
+
 /// How long a restart or reload may take before another pid answers.
 const NEW_PID_LIMIT: Duration = Duration::from_secs(30);
 
@@ -66,12 +93,13 @@ struct Run {
 /// `times` times, `gap` apart, recording the answering pid after each.
 fn under_load(
     c: &Container,
+    load: fn(&str, Duration) -> Plan,
     duration: Duration,
     times: usize,
     gap: Duration,
     mut disrupt: impl FnMut(&Container),
 ) -> Run {
-    let plan = mixed_load(&c.addr(), duration);
+    let plan = load(&c.addr(), duration);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let load = {
         let plan = plan.clone();
@@ -185,6 +213,7 @@ fn restarts_under_load_fail_no_request() {
     let c = &t.container;
     let run = under_load(
         c,
+        mixed_load,
         Duration::from_secs(36),
         10,
         Duration::from_millis(1500),
@@ -325,6 +354,7 @@ fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
     let c = &t.container;
     let run = under_load(
         c,
+        mixed_and_pooled_load,
         Duration::from_secs(30),
         10,
         Duration::from_millis(1500),
@@ -332,7 +362,11 @@ fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
             c.sh("systemctl reload handoff.service");
         },
     );
-    print_run("reload", "systemctl reload x10 under load (hand-off)", &run);
+    print_run(
+        "reload",
+        "systemctl reload x10 under the mixed load plus pooled clients (hand-off)",
+        &run,
+    );
     assert_nothing_failed(&run);
     assert_new_pid_after_each(&run);
     assert_fast_requests_never_waited_for_a_drain(&run);
@@ -451,6 +485,7 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     let mut seen = Vec::new();
     let run = under_load(
         c,
+        mixed_load,
         Duration::from_secs(30),
         6,
         Duration::from_millis(1500),
@@ -554,4 +589,71 @@ fn a_successor_killed_after_the_hand_off_is_restarted_by_systemd() {
             s.outcome
         );
     }
+}
+
+/// Reads a counter from `/metrics`.
+fn metric(c: &Container, name: &str) -> u64 {
+    let metrics = get(&c.addr(), "/metrics").unwrap().body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// Pooled clients across reloads: idle connections go to the successor.
+#[test]
+fn pooled_clients_lose_nothing_across_ten_reloads() {
+    let Some(t) = isolated("pooled_clients_lose_nothing_across_ten_reloads") else {
+        return;
+    };
+    let c = &t.container;
+    let run = under_load(
+        c,
+        pooled_load,
+        Duration::from_secs(24),
+        10,
+        Duration::from_millis(1500),
+        |c| {
+            c.sh("systemctl reload handoff.service");
+        },
+    );
+    print_run(
+        "reload-pooled",
+        "systemctl reload x10, pooled clients",
+        &run,
+    );
+    assert_nothing_failed(&run);
+    assert!(metric(c, "handoff_connections_adopted_total") > 0);
+}
+
+/// Pooled clients across restarts: idle connections wait in systemd's fd
+/// store while no process runs, and the next one serves them.
+#[test]
+fn pooled_clients_lose_nothing_across_ten_restarts() {
+    let Some(t) = isolated("pooled_clients_lose_nothing_across_ten_restarts") else {
+        return;
+    };
+    let c = &t.container;
+    // 2.2 s apart: systemd refuses a sixth start within 10 s
+    // (StartLimitBurst=5, StartLimitIntervalSec=10s, its defaults), which a
+    // restart without a drain to wait for would otherwise reach.
+    let run = under_load(
+        c,
+        pooled_load,
+        Duration::from_secs(30),
+        10,
+        Duration::from_millis(2200),
+        |c| {
+            c.sh("systemctl restart handoff.service");
+        },
+    );
+    print_run(
+        "restart-pooled",
+        "systemctl restart x10, pooled clients (fd store)",
+        &run,
+    );
+    assert_nothing_failed(&run);
+    assert!(metric(c, "handoff_connections_adopted_total") > 0);
+    assert_eq!(c.handoff_processes(), 1);
 }
