@@ -1,5 +1,6 @@
-# What the VM tests in nix/tests/ share: the machine, and the mixed load of
-# the container suite (tests/container.rs), so both suites measure alike.
+# What the VM tests in nix/tests/ share: the machine, and the load of the
+# container suite (tests/container.rs: the mixed load plus pooled clients),
+# so both suites measure alike.
 { self }:
 let
   loadgenOf = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.loadgen;
@@ -32,6 +33,9 @@ in
         "${loadgenOf pkgs}/bin/loadgen --addr 127.0.0.1:8080 --duration {seconds}"
         " --group fast-ka:/:12:ka --group fast-close:/:12:close"
         " --group slow-ka:/delay/1000:4:ka --group slow-close:/delay/1000:4:close"
+        # Clients of a connection pool: kept connections, POST, 0-300 ms
+        # pauses, never retried; idle connections must survive every drain.
+        " --group pooled:/echo:16:pooled300"
     )
 
     def start_load(seconds):
@@ -67,7 +71,7 @@ in
         return answering_pid()
 
     def under_load(command, times, seconds):
-        """Runs `command` `times` times under the mixed load, 1.5 s apart,
+        """Runs `command` `times` times under the load (mixed and pooled), 1.5 s apart,
         checking that a new process answers after each; the load's report."""
         start_load(seconds)
         machine.sleep(2)

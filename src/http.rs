@@ -106,7 +106,15 @@ impl Factory {
             return;
         };
         let (tcp, unix) = (std::rc::Rc::new(tcp), std::rc::Rc::new(unix));
+        // actix-server bounds the connections it accepts per worker; these it
+        // never sees, so the same bound applies to them here.
+        let cap = self.state.settings.server.max_connections;
         while let Some(fd) = rx.recv().await {
+            if self.adopted.len() >= cap {
+                tracing::warn!(cap, "too many adopted connections; closing one");
+                self.state.metrics.connections.closed.inc();
+                continue;
+            }
             let unix_socket = socket2::SockRef::from(&fd)
                 .local_addr()
                 .is_ok_and(|a| a.is_unix());

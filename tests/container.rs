@@ -213,7 +213,7 @@ fn restarts_under_load_fail_no_request() {
     let c = &t.container;
     let run = under_load(
         c,
-        mixed_load,
+        mixed_and_pooled_load,
         Duration::from_secs(36),
         10,
         Duration::from_millis(1500),
@@ -221,7 +221,11 @@ fn restarts_under_load_fail_no_request() {
             c.sh("systemctl restart handoff.service");
         },
     );
-    print_run("restart", "systemctl restart x10 under load", &run);
+    print_run(
+        "restart",
+        "systemctl restart x10 under the mixed load plus pooled clients",
+        &run,
+    );
     assert_nothing_failed(&run);
     assert_new_pid_after_each(&run);
     assert_eq!(
@@ -485,7 +489,7 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     let mut seen = Vec::new();
     let run = under_load(
         c,
-        mixed_load,
+        mixed_and_pooled_load,
         Duration::from_secs(30),
         6,
         Duration::from_millis(1500),

@@ -1,7 +1,8 @@
 // The seed article's service, for the restart benchmark: a net/http server on
 // the listener systemd passes, taken with go-systemd's activation package.
 // Like the article's, it has no graceful shutdown: SIGTERM ends it at once,
-// whatever is in flight. It answers the routes the load uses, with its pid.
+// whatever is in flight. It answers the routes the load uses, with its pid,
+// and POST /echo for the pooled clients.
 //
 // Built offline from Debian's packages:
 //
@@ -10,6 +11,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -43,6 +45,20 @@ func main() {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"slept_ms":%d,"pid":%d}`, ms, pid)
+	})
+	// The pooled clients' route: the body back, as handoff's POST /echo.
+	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, `{"error":"POST only"}`, http.StatusMethodNotAllowed)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 256*1024))
+		if err != nil {
+			http.Error(w, `{"error":"bad body"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body)
 	})
 	log.Fatal(http.Serve(listeners[0], nil))
 }

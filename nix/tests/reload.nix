@@ -1,5 +1,6 @@
-# systemctl reload, 10 times under mixed load: each reload hands the sockets
-# to a new process; no request fails and no fast request waits for a drain.
+# systemctl reload, 10 times under the mixed load plus pooled clients: each
+# reload hands the sockets and the idle connections to a new process; no
+# request fails and no fast request waits for a drain.
 # Twin: tests/container.rs, reloads_under_load_fail_no_request_and_wait_for_no_drain.
 { pkgs, self }:
 let

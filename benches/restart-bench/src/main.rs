@@ -27,6 +27,7 @@ use serde::Serialize;
 const PLAIN_PORT: u16 = 28079;
 const HANDOFF_PORT: u16 = 28080;
 const GO_PORT: u16 = 28081;
+const GO_HARDENED_PORT: u16 = 28082;
 const CONTAINER: &str = "handoff-bench";
 const BENCH_IMAGE: &str = "localhost/handoff-bench:latest";
 const HANDOFF_IMAGE: &str = "localhost/handoff:bench";
@@ -47,6 +48,9 @@ struct Args {
     /// Seconds counted as a restart's window, from the restart command on.
     #[arg(long, default_value_t = 3.0)]
     window: f64,
+    /// Seconds of the same load without restarts, per strategy, first.
+    #[arg(long, default_value_t = 10)]
+    steady: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -144,6 +148,7 @@ fn build() {
     for f in ["go-activation.socket", "go-activation.service"] {
         std::fs::copy(go.join(f), context.join(f)).unwrap();
     }
+    write_hardened_go_units(&go, &context);
     std::fs::write(
         context.join("handoff-port.conf"),
         format!("[Socket]\nListenStream=\nListenStream={HANDOFF_PORT}\n"),
@@ -156,6 +161,42 @@ fn build() {
         .arg(go.join("Containerfile"))
         .args(["-t", BENCH_IMAGE])
         .arg(&context));
+}
+
+/// go-hardened.{socket,service}: the Go service on its own port with the
+/// hardening lines of handoff's unit, so that cold starts compare the
+/// services and not their sandboxes.
+fn write_hardened_go_units(go: &Path, context: &Path) {
+    let handoff_unit =
+        std::fs::read_to_string(root().join("containers/units/handoff.service")).unwrap();
+    let hardening: String = handoff_unit
+        .lines()
+        .skip_while(|l| !l.starts_with("# Hardening"))
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        hardening.contains("PrivateUsers="),
+        "no hardening section found in handoff.service"
+    );
+    let socket = std::fs::read_to_string(go.join("go-activation.socket"))
+        .unwrap()
+        .replace(
+            &format!("ListenStream={GO_PORT}"),
+            &format!("ListenStream={GO_HARDENED_PORT}"),
+        )
+        .replace("go-activation.service", "go-hardened.service");
+    assert!(socket.contains(&GO_HARDENED_PORT.to_string()), "{socket}");
+    std::fs::write(context.join("go-hardened.socket"), socket).unwrap();
+    let service = std::fs::read_to_string(go.join("go-activation.service"))
+        .unwrap()
+        .replace("go-activation.socket", "go-hardened.socket");
+    std::fs::write(
+        context.join("go-hardened.service"),
+        format!("{service}\n{hardening}"),
+    )
+    .unwrap();
 }
 
 fn start_container() {
@@ -173,8 +214,8 @@ fn start_container() {
         BENCH_IMAGE,
     ]);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while exec("systemctl is-active handoff.socket go-activation.socket || true")
-        != "active\nactive"
+    while exec("systemctl is-active handoff.socket go-activation.socket go-hardened.socket || true")
+        != "active\nactive\nactive"
     {
         assert!(
             Instant::now() < deadline,
@@ -252,6 +293,8 @@ fn plan(port: u16, duration: Duration, groups: Vec<Group>) -> Plan {
     }
 }
 
+/// The load of every strategy: fast and slow requests with and without
+/// keep-alive, and clients of a connection pool (POST, pauses, no retry).
 fn mixed(port: u16, duration: Duration) -> Plan {
     plan(
         port,
@@ -261,14 +304,30 @@ fn mixed(port: u16, duration: Duration) -> Plan {
             Group::new("fast-close", "/", 12, false),
             Group::new("slow-ka", "/delay/1000", 4, true),
             Group::new("slow-close", "/delay/1000", 4, false),
+            Group::pooled("pooled", "/echo", 16, Duration::from_millis(300)),
         ],
     )
+}
+
+/// The fast requests of a run: groups on `/`.
+fn fast_groups(plan: &Plan) -> Vec<usize> {
+    plan.groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.path == "/")
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[derive(Serialize)]
 struct StrategyResult {
     name: &'static str,
+    /// The same load without restarts, fast requests only: what the
+    /// restart-window figures are to be read against.
+    fast_steady: Stats,
     overall: Vec<Stats>,
+    /// The pooled clients' requests over the whole run.
+    pooled: Stats,
     /// Fast requests that started inside a restart window.
     fast_in_windows: Stats,
     /// All requests that started inside a restart window.
@@ -293,8 +352,20 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
         Strategy::Plain => {}
     }
     let duration = Duration::from_secs(args.duration);
-    let plan = mixed(strategy.port(), duration);
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // First the same load without restarts: the noise floor of this
+    // machine for this strategy.
+    let quiet = mixed(strategy.port(), Duration::from_secs(args.steady));
+    let quiet_samples = runtime.block_on(loadgen::run(&quiet));
+    let quiet_fast = fast_groups(&quiet);
+    let fast_steady = Stats::of(
+        "fast, no restarts",
+        quiet_samples
+            .iter()
+            .filter(|s| quiet_fast.contains(&s.group)),
+    );
+    eprintln!("   {fast_steady}");
+    let plan = mixed(strategy.port(), duration);
     let origin = Instant::now();
     let load = {
         let plan = plan.clone();
@@ -324,13 +395,12 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
     drop(plain);
 
     let overall = loadgen::summarize(&plan, &samples);
-    let fast_groups: Vec<usize> = plan
-        .groups
+    let fast_groups = fast_groups(&plan);
+    let pooled = overall
         .iter()
-        .enumerate()
-        .filter(|(_, g)| g.path == "/")
-        .map(|(i, _)| i)
-        .collect();
+        .find(|s| s.name == "pooled")
+        .cloned()
+        .expect("the pooled group");
     let in_window = |s: &&Sample| {
         let t = s.start_us as f64 / 1e6;
         restarts_s.iter().any(|r| t >= *r && t < r + args.window)
@@ -359,7 +429,9 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
     eprintln!("   {fast_in_windows}\n   longest gap {longest_gap_ms:.1} ms");
     StrategyResult {
         name: strategy.name(),
+        fast_steady,
         overall,
+        pooled,
         fast_in_windows,
         all_in_windows,
         longest_gap_ms,
@@ -472,35 +544,40 @@ fn report(args: &Args, results: &[StrategyResult], steady: &[Steady], cold: &[Co
     let mut md = String::new();
     md.push_str(&format!(
         "Measured {} on {}, one run: each strategy under the same load for {} s \
-         (12 + 12 clients on `/` with and without keep-alive, 4 + 4 on `/delay/1000`), \
-         restarted {} times at the same moments. A restart window is the {} s from \
-         the restart command on. `retried` counts the RFC 9112 retry on a stale \
-         keep-alive connection; every other failure counts.\n\n",
+         (12 + 12 clients on `/` with and without keep-alive, 4 + 4 on `/delay/1000`, \
+         16 pooled clients: one kept connection each, `POST /echo`, 0-300 ms pauses, \
+         no retry), restarted {} times at the same moments. A restart window is the \
+         {} s from the restart command on. `retried` counts the RFC 9112 retry on a \
+         stale keep-alive connection (never for pooled clients); every other failure \
+         counts. Before each run, {} s of the same load without restarts give the \
+         steady fast p99 and max to read the window figures against.\n\n",
         date(),
         machine(),
         args.duration,
         args.restarts,
-        args.window
+        args.window,
+        args.steady
     ));
     md.push_str(
-        "| strategy | requests | failed | retried | p50 ms | p99 ms | max ms | in windows: failed | fast p50 ms | fast p99 ms | fast max ms | longest gap ms |\n\
-         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| strategy | requests | failed | pooled: requests, failed | retried | p99 ms | in windows: failed | fast p99 ms (steady) | fast max ms (steady) | longest gap ms |\n\
+         |---|---:|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in results {
         let all = r.overall.last().unwrap();
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {} | {:.1} | {:.1} | {:.0} | {:.0} |\n",
+            "| {} | {} | {} | {}, {} | {} | {:.1} | {} | {:.1} ({:.1}) | {:.0} ({:.0}) | {:.0} |\n",
             r.name,
             all.requests,
             fmt_failures(all),
+            r.pooled.requests,
+            fmt_failures(&r.pooled),
             all.retried,
-            all.p50_ms,
             all.p99_ms,
-            all.max_ms,
             r.all_in_windows.failed,
-            r.fast_in_windows.p50_ms,
             r.fast_in_windows.p99_ms,
+            r.fast_steady.p99_ms,
             r.fast_in_windows.max_ms,
+            r.fast_steady.max_ms,
             r.longest_gap_ms
         ));
     }
@@ -519,7 +596,10 @@ fn report(args: &Args, results: &[StrategyResult], steady: &[Steady], cold: &[Co
     }
     md.push_str(
         "\nCold activation, the first request through an idle socket (service stopped, \
-         socket listening), median of 5:\n\n| service | median ms | runs ms |\n|---|---:|---|\n",
+         socket listening), median of 5. \"under handoff's hardening\" is the Go unit \
+         with every hardening line of handoff.service (DynamicUser, PrivateUsers, \
+         PrivateNetwork, ...), so that the services are compared and not their \
+         sandboxes:\n\n| service | median ms | runs ms |\n|---|---:|---|\n",
     );
     for c in cold {
         let runs: Vec<String> = c.runs_ms.iter().map(|r| format!("{r:.1}")).collect();
@@ -624,6 +704,11 @@ fn main() {
     let cold_start = vec![
         cold("handoff", HANDOFF_PORT, "handoff"),
         cold("Go + go-systemd", GO_PORT, "go-activation"),
+        cold(
+            "Go + go-systemd, under handoff's hardening",
+            GO_HARDENED_PORT,
+            "go-hardened",
+        ),
     ];
     let _ = Command::new("podman")
         .env("CONTAINERS_CONF", conf())
