@@ -13,12 +13,15 @@
 //!   arrives while we start or the moment we are ready waits, never kills.
 //! - Ready: tell systemd (`READY=1`) or the previous process (hand-off).
 //! - Serving: until a stop signal, or a reload whose successor serves.
-//! - HandedOff: the successor serves; this instance drains. Under a service
-//!   manager (`NOTIFY_SOCKET`) the successor is the unit's main process and
+//! - HandedOff: the successor serves; this instance drains, and its idle
+//!   keep-alive connections go to the successor (see `handover`). Under a
+//!   service manager (`NOTIFY_SOCKET`) the successor is the unit's main process and
 //!   `Restart=` covers its death. Without one, this process is the only one
 //!   that can cover it: it watches the successor for at least [`STANDBY`]
 //!   and, if it dies abnormally meanwhile, serves the listeners again.
-//! - Draining: stop accepting, finish requests in flight, exit.
+//! - Draining: stop accepting, finish requests in flight, exit. Idle
+//!   connections go to systemd's fd store when there is one (the next
+//!   process serves them), else they are closed.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -35,8 +38,6 @@ use crate::listeners::Taken;
 use crate::notify;
 use crate::state::{AppState, Instance};
 use crate::successor::Successor;
-
-pub use crate::http::ServeError as Error;
 
 /// Why the serve loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
