@@ -107,25 +107,14 @@ fn sighup_under_load_hands_off_with_no_failed_request_and_no_wait_for_the_drain(
         duration: Duration::from_secs(12),
         request_timeout: Duration::from_secs(30),
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let load = {
-        let plan = plan.clone();
-        runtime.spawn(async move { loadgen::run(&plan).await })
-    };
-    std::thread::sleep(Duration::from_millis(1500));
-    for _ in 0..5 {
-        let old = *pids.0.last().unwrap();
-        // SAFETY: kill(2) to a pid that served a moment ago.
-        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
-        let new = successor_of(&addr, old);
-        pids.0.push(new);
-        std::thread::sleep(Duration::from_millis(1500));
-    }
-    let samples = runtime.block_on(load).unwrap();
-    let stats = loadgen::summarize(&plan, &samples);
-    for s in &stats {
-        println!("{s}");
-    }
+    let (samples, stats) = hand_offs_under_load(
+        &addr,
+        &mut pids,
+        &plan,
+        5,
+        Duration::from_millis(1500),
+        |_| {},
+    );
     let all = stats.last().unwrap();
     assert!(all.requests > 1000, "{all}");
     assert_eq!(all.failed, 0, "{stats:#?}");
@@ -372,6 +361,40 @@ fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
     drop(proc);
 }
 
+/// Runs `plan`'s load and, after 1.5 s, SIGHUPs the serving process `times`
+/// times, `gap` apart, recording each successor in `pids` and calling
+/// `after_each` with it (after the gap); the samples and their figures.
+fn hand_offs_under_load(
+    addr: &str,
+    pids: &mut Pids,
+    plan: &Plan,
+    times: usize,
+    gap: Duration,
+    mut after_each: impl FnMut(u32),
+) -> (Vec<loadgen::Sample>, Vec<loadgen::Stats>) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    for _ in 0..times {
+        let old = *pids.0.last().unwrap();
+        // SAFETY: kill(2) to a pid that served a moment ago.
+        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
+        let new = successor_of(addr, old);
+        pids.0.push(new);
+        std::thread::sleep(gap);
+        after_each(new);
+    }
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(plan, &samples);
+    for s in &stats {
+        println!("{s}");
+    }
+    (samples, stats)
+}
+
 /// The pid in a `MAINPID=N` line of a notification, if any.
 fn main_pid_in(message: &str) -> Option<u32> {
     message
@@ -534,25 +557,14 @@ fn pooled_clients_lose_nothing_across_ten_hand_offs() {
         duration: Duration::from_secs(14),
         request_timeout: Duration::from_secs(30),
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let load = {
-        let plan = plan.clone();
-        runtime.spawn(async move { loadgen::run(&plan).await })
-    };
-    std::thread::sleep(Duration::from_millis(1500));
-    for _ in 0..10 {
-        let old = *pids.0.last().unwrap();
-        // SAFETY: kill(2) to a pid that served a moment ago.
-        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
-        let new = successor_of(&addr, old);
-        pids.0.push(new);
-        std::thread::sleep(Duration::from_millis(1000));
-    }
-    let samples = runtime.block_on(load).unwrap();
-    let stats = loadgen::summarize(&plan, &samples);
-    for s in &stats {
-        println!("{s}");
-    }
+    let (_, stats) = hand_offs_under_load(
+        &addr,
+        &mut pids,
+        &plan,
+        10,
+        Duration::from_millis(1000),
+        |_| {},
+    );
     let all = stats.last().unwrap();
     assert!(all.requests > 1000, "{all}");
     assert_eq!(all.failed, 0, "{all}");
@@ -594,26 +606,16 @@ fn a_hundred_hand_offs_under_pooled_load_leak_no_descriptor() {
         duration: Duration::from_secs(24),
         request_timeout: Duration::from_secs(30),
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let load = {
-        let plan = plan.clone();
-        runtime.spawn(async move { loadgen::run(&plan).await })
-    };
     let mut counts = Vec::new();
-    std::thread::sleep(Duration::from_millis(500));
-    for _ in 0..100 {
-        let old = *pids.0.last().unwrap();
-        // SAFETY: kill(2) to a pid that served a moment ago.
-        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
-        let new = successor_of(&addr, old);
-        pids.0.push(new);
-        // Let the old generation pass its connections on.
-        std::thread::sleep(Duration::from_millis(150));
-        counts.push(open_fds(new));
-    }
-    let samples = runtime.block_on(load).unwrap();
-    let stats = loadgen::summarize(&plan, &samples);
-    println!("{}", stats[0]);
+    // 150 ms apart: time for the old generation to pass its connections on.
+    let (_, stats) = hand_offs_under_load(
+        &addr,
+        &mut pids,
+        &plan,
+        100,
+        Duration::from_millis(150),
+        |new| counts.push(open_fds(new)),
+    );
     assert_eq!(stats[0].failed, 0, "{}", stats[0]);
     let first = *counts[..10].iter().max().unwrap();
     let last = *counts[90..].iter().max().unwrap();
