@@ -24,7 +24,7 @@
           built = pkgs.callPackage ./nix/package.nix { };
         in
         {
-          inherit (built) handoff loadgen;
+          inherit (built) handoff hello loadgen;
           default = built.handoff;
           container = import ./nix/container.nix {
             inherit pkgs;

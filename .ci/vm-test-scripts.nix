@@ -12,6 +12,7 @@ let
   self = {
     packages.${system} = {
       loadgen = fake "loadgen";
+      hello = fake "hello";
       container = fake "container";
     };
     nixosModules.default = { };

@@ -1,29 +1,67 @@
 #!/usr/bin/env bash
-# Build the handoff binary and the systemd container image.
+# Build a systemd container image for a handoff service.
 #
-#   containers/build.sh [TAG]        default TAG: localhost/handoff:latest
+#   containers/build.sh [TAG]                          the reference service (bin handoff)
+#   containers/build.sh --bin NAME [TAG]               another binary of the workspace
+#   containers/build.sh --example NAME [TAG]           an example, e.g. hello
+#   containers/build.sh --binary PATH [--name NAME] [TAG]   a binary built elsewhere
+#
+# TAG defaults to localhost/NAME:latest. The image gets NAME.socket and
+# NAME.service made from containers/units/ (binary, config path, runtime
+# directory renamed), /etc/NAME/NAME.toml from containers/handoff.toml, and
+# the binary as /usr/local/bin/NAME.
 #
 # BASE_IMAGE (environment) picks the base; default docker.io/library/debian:bookworm-slim.
 # Machines without a registry make one with containers/make-base-image.sh.
+# SKIP_CARGO_BUILD=1 uses what target/release already holds.
 set -euo pipefail
 
-tag=${1:-localhost/handoff:latest}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 
-if [[ ${SKIP_CARGO_BUILD:-0} != 1 ]]; then
-    (cd "$root" && cargo build --release --locked --bin handoff)
-fi
-binary=$root/target/release/handoff
-[[ -x $binary ]] || { echo "error: $binary missing; run cargo build --release" >&2; exit 66; }
+kind=bin name=handoff binary="" tag=""
+while (($#)); do
+    case $1 in
+        --bin | --example) kind=${1#--}; name=${2:?$1 needs a name}; shift 2 ;;
+        --binary) kind=path; binary=${2:?--binary needs a path}; name=$(basename "$binary"); shift 2 ;;
+        --name) name=${2:?--name needs a name}; shift 2 ;;
+        -h | --help) usage ;;
+        -*) echo "error: unknown option $1" >&2; usage ;;
+        *) [[ -z $tag ]] || usage; tag=$1; shift ;;
+    esac
+done
+[[ $name =~ ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ ]] || { echo "error: $name is not a usable unit name" >&2; exit 64; }
+tag=${tag:-localhost/$name:latest}
+
+case $kind in
+    bin | example)
+        if [[ ${SKIP_CARGO_BUILD:-0} != 1 ]]; then
+            (cd "$root" && cargo build --release --locked "--$kind" "$name")
+        fi
+        binary=$root/target/release/$name
+        [[ $kind == example ]] && binary=$root/target/release/examples/$name
+        ;;
+esac
+[[ -x $binary ]] || { echo "error: $binary missing or not executable; build it first" >&2; exit 66; }
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp "$binary" "$context/handoff"
-cp -r "$here/units" "$context/units"
-cp "$here/handoff.toml" "$context/handoff.toml"
+cp "$binary" "$context/app"
+mkdir "$context/units"
+# The reference units, for this service: only names and paths change.
+for unit in socket service; do
+    sed -e "s|/usr/local/bin/handoff|/usr/local/bin/$name|g" \
+        -e "s|/etc/handoff/handoff.toml|/etc/$name/$name.toml|g" \
+        -e "s|^RuntimeDirectory=handoff$|RuntimeDirectory=$name|" \
+        -e "s|handoff\.socket|$name.socket|g" \
+        -e "s|handoff\.service|$name.service|g" \
+        -e "s|^Description=handoff |Description=$name (handoff) |" \
+        "$here/units/handoff.$unit" > "$context/units/$name.$unit"
+done
+cp "$here/handoff.toml" "$context/config.toml"
 
-build_args=()
+build_args=(--build-arg "NAME=$name")
 [[ -n ${BASE_IMAGE:-} ]] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 podman build --network=host "${build_args[@]}" -f "$here/Containerfile" -t "$tag" "$context"
 echo "built $tag"

@@ -1,6 +1,17 @@
-# services.handoff: the socket systemd holds, and the hardened, socket-
-# activated service behind it. The same units as containers/units/, written
-# as NixOS options.
+# services.handoff: handoff-based services, each a socket systemd holds and a
+# hardened, socket-activated service behind it (the units of containers/units/,
+# written as NixOS options).
+#
+# Any actix-web service built on the handoff crate is one entry of
+# `services.handoff.apps`:
+#
+#   services.handoff.apps.hello = {
+#     package = pkgs.callPackage ./hello.nix { };
+#     listen = [ "8081" ];
+#     settings.app.greeting = "bonjour";
+#   };
+#
+# `services.handoff.enable` runs the reference service as the entry `handoff`.
 {
   config,
   lib,
@@ -10,8 +21,6 @@
 let
   cfg = config.services.handoff;
   settingsFormat = pkgs.formats.toml { };
-  configFile = settingsFormat.generate "handoff.toml" cfg.settings;
-  drainTimeout = cfg.settings.server.drain_timeout;
 
   # "8080", "0.0.0.0:8080" and "[::]:8080" open a TCP port; paths do not.
   portOf =
@@ -20,31 +29,25 @@ let
       m = builtins.match "(.*:)?([0-9]+)" entry;
     in
     if m == null then null else lib.toInt (builtins.elemAt m 1);
-  tcpPorts = lib.filter (p: p != null) (map portOf cfg.listen);
+  tcpPortsOf = app: lib.filter (p: p != null) (map portOf app.listen);
 
-  handoff = "${lib.getExe cfg.package} --config ${configFile}";
-in
-{
-  options.services.handoff = {
-    enable = lib.mkEnableOption "handoff, an HTTP service that restarts and redeploys with zero downtime";
-
-    package = lib.mkPackageOption pkgs "handoff" { };
-
+  # What an application and services.handoff both have.
+  commonOptions = {
     listen = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       default = [ "8080" ];
       example = [
         "0.0.0.0:80"
         "[::]:80"
-        "/run/handoff/http.sock"
+        "/run/hello/http.sock"
       ];
       description = ''
-        `ListenStream=` values of `handoff.socket`: a port (IPv6 and IPv4), an
-        `address:port`, or a unix socket path. systemd binds them and keeps them
-        open across restarts and reloads.
+        `ListenStream=` values of the service's socket unit: a port (IPv6 and
+        IPv4), an `address:port`, or a unix socket path. systemd binds them
+        and keeps them open across restarts and reloads.
 
         switch-to-configuration does not restart changed socket units: after
-        changing this, run `systemctl restart handoff.socket handoff.service`.
+        changing this, run `systemctl restart NAME.socket NAME.service`.
       '';
     };
 
@@ -72,27 +75,29 @@ in
         {
           server.workers = 4;
           server.keep_alive = "10s";
-          limits.max_delay = "2s";
           log.level = "info,actix_server=warn";
+          # The service's own settings.
+          app.max_delay = "2s";
         }
       '';
       description = ''
-        handoff's configuration (see its README), rendered to the TOML file
-        it reads with `--config`. `server.listen` does not apply: the
-        sockets come from {option}`services.handoff.listen`.
+        The service's configuration (see handoff's README; `app` is the
+        service's own section), rendered to the TOML file it reads with
+        `--config`. `server.listen` does not apply: the sockets come from
+        `listen`.
       '';
     };
 
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the TCP ports of {option}`services.handoff.listen` in the firewall.";
+      description = "Open the TCP ports of `listen` in the firewall.";
     };
 
     environmentFile = lib.mkOption {
       type = lib.types.nullOr lib.types.path;
       default = null;
-      example = "/run/secrets/handoff.env";
+      example = "/run/secrets/hello.env";
       description = ''
         A file of `HANDOFF__SECTION__KEY=value` lines, read by systemd when it
         starts the service and by each reload, for settings that must not be
@@ -101,34 +106,41 @@ in
     };
   };
 
-  config = lib.mkIf cfg.enable {
-    assertions = [
-      {
-        assertion = cfg.listen != [ ];
-        message = "services.handoff.listen must name at least one socket (a port, address:port, or unix socket path).";
-      }
-      {
-        assertion = cfg.openFirewall -> tcpPorts != [ ];
-        message = "services.handoff.openFirewall is set, but services.handoff.listen has no TCP port to open (only unix sockets).";
-      }
-      {
-        assertion = !(cfg.settings.server ? listen);
-        message = "services.handoff.settings.server.listen has no effect: handoff takes its sockets from handoff.socket. Set services.handoff.listen instead.";
-      }
-      {
-        assertion = !(cfg.environmentFile != null && lib.hasPrefix builtins.storeDir (toString cfg.environmentFile));
-        message = "services.handoff.environmentFile is in the Nix store, readable by every user; point it at a file outside the store.";
-      }
-    ];
+  appModule =
+    { name, config, ... }:
+    {
+      options = commonOptions // {
+        package = lib.mkOption {
+          type = lib.types.package;
+          description = "The service's package: a binary built on the handoff crate.";
+        };
+        executable = lib.mkOption {
+          type = lib.types.str;
+          default = lib.getExe config.package;
+          defaultText = lib.literalExpression "lib.getExe package";
+          description = "The binary to run (from `meta.mainProgram` by default).";
+        };
+        description = lib.mkOption {
+          type = lib.types.str;
+          default = "${name}, a handoff service";
+          description = "The units' `Description=`.";
+        };
+      };
+    };
 
-    networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall tcpPorts;
-
-    systemd = {
-      sockets.handoff = {
-        description = "handoff listening socket";
+  # The socket and service units of application `name`.
+  unitsOf =
+    name: app:
+    let
+      configFile = settingsFormat.generate "${name}.toml" app.settings;
+      command = "${app.executable} --config ${configFile}";
+    in
+    {
+      sockets.${name} = {
+        description = "${app.description}: listening socket";
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
         wantedBy = [ "sockets.target" ];
-        listenStreams = cfg.listen;
+        listenStreams = app.listen;
         socketConfig = {
           # handoff serves fds named "http"; other names are refused.
           FileDescriptorName = "http";
@@ -138,11 +150,11 @@ in
         };
       };
 
-      services.handoff = {
-        description = "handoff HTTP service";
+      services.${name} = {
+        inherit (app) description;
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
-        requires = [ "handoff.socket" ];
-        after = [ "handoff.socket" ];
+        requires = [ "${name}.socket" ];
+        after = [ "${name}.socket" ];
 
         # A switch with a new package or settings reloads: ExecReload runs the
         # new binary with the new configuration, which takes over the sockets
@@ -155,9 +167,9 @@ in
           Type = "notify";
           # The old main process names its successor with MAINPID= itself.
           NotifyAccess = "main";
-          ExecStart = handoff;
-          ExecReload = "${handoff} reload --pid $MAINPID";
-          TimeoutStopSec = drainTimeout + 15;
+          ExecStart = command;
+          ExecReload = "${command} reload --pid $MAINPID";
+          TimeoutStopSec = app.settings.server.drain_timeout + 15;
           WatchdogSec = 30;
           Restart = "on-failure";
           # Idle keep-alive connections survive a restart in the fd store
@@ -166,14 +178,14 @@ in
           FileDescriptorStoreMax = 4096;
           FileDescriptorStorePreserve = "restart";
           # Keep-alive clients hold a descriptor each; the seccomp filter below
-          # denies handoff raising its own limit.
+          # denies the service raising its own limit.
           LimitNOFILE = 65536;
           # A bad command line, socket set or configuration will not fix itself.
           RestartPreventExitStatus = "64 65 78";
           # Holds the reload control socket that ExecReload talks to.
-          RuntimeDirectory = "handoff";
+          RuntimeDirectory = name;
           RuntimeDirectoryMode = "0700";
-          EnvironmentFile = lib.mkIf (cfg.environmentFile != null) cfg.environmentFile;
+          EnvironmentFile = lib.mkIf (app.environmentFile != null) app.environmentFile;
 
           # accept(2) on the sockets systemd passes is unaffected by the network
           # restrictions; handoff opens only AF_UNIX sockets of its own.
@@ -214,5 +226,92 @@ in
         };
       };
     };
+
+  assertionsOf = name: app: [
+    {
+      assertion = app.listen != [ ];
+      message = "services.handoff.apps.${name}.listen must name at least one socket (a port, address:port, or unix socket path).";
+    }
+    {
+      assertion = app.openFirewall -> tcpPortsOf app != [ ];
+      message = "services.handoff.apps.${name}.openFirewall is set, but its listen has no TCP port to open (only unix sockets).";
+    }
+    {
+      assertion = !(app.settings.server ? listen);
+      message = "services.handoff.apps.${name}.settings.server.listen has no effect: the service takes its sockets from ${name}.socket. Set listen instead.";
+    }
+    {
+      assertion = !(app.environmentFile != null && lib.hasPrefix builtins.storeDir (toString app.environmentFile));
+      message = "services.handoff.apps.${name}.environmentFile is in the Nix store, readable by every user; point it at a file outside the store.";
+    }
+  ];
+
+  # Two applications on one ListenStream= would fight over it.
+  sharedListen =
+    let
+      entries = lib.concatLists (lib.mapAttrsToList (name: app: map (l: { inherit name l; }) app.listen) cfg.apps);
+      byListen = lib.groupBy (e: e.l) entries;
+    in
+    lib.filterAttrs (_: es: lib.length es > 1) byListen;
+in
+{
+  options.services.handoff = commonOptions // {
+    enable = lib.mkEnableOption "handoff's reference service (the entry `handoff` of services.handoff.apps)";
+
+    package = lib.mkPackageOption pkgs "handoff" { };
+
+    apps = lib.mkOption {
+      type = lib.types.attrsOf (lib.types.submodule appModule);
+      default = { };
+      example = lib.literalExpression ''
+        {
+          hello = {
+            package = pkgs.callPackage ./hello.nix { };
+            listen = [ "8081" ];
+            settings.app.greeting = "bonjour";
+          };
+        }
+      '';
+      description = ''
+        handoff-based services, by name: each gets `NAME.socket` and a
+        hardened `NAME.service`, reloads on `nixos-rebuild switch`, and
+        `/etc`-free settings rendered from `settings`.
+      '';
+    };
   };
+
+  config = lib.mkMerge [
+    (lib.mkIf cfg.enable {
+      services.handoff.apps.handoff = {
+        inherit (cfg)
+          package
+          listen
+          settings
+          openFirewall
+          environmentFile
+          ;
+        description = "handoff HTTP service";
+      };
+    })
+    (lib.mkIf (cfg.apps != { }) {
+      assertions =
+        lib.concatLists (lib.mapAttrsToList assertionsOf cfg.apps)
+        ++ [
+          {
+            assertion = sharedListen == { };
+            message = "services.handoff.apps: these listen entries are used by more than one application: ${
+              lib.concatStringsSep ", " (
+                lib.mapAttrsToList (l: es: "${l} (${lib.concatMapStringsSep ", " (e: e.name) es})") sharedListen
+              )
+            }";
+          }
+        ];
+
+      networking.firewall.allowedTCPPorts = lib.concatLists (
+        lib.mapAttrsToList (_: app: lib.optionals app.openFirewall (tcpPortsOf app)) cfg.apps
+      );
+
+      systemd = lib.mkMerge (lib.mapAttrsToList unitsOf cfg.apps);
+    })
+  ];
 }

@@ -1,6 +1,7 @@
 # handoff, built with nixpkgs' own Rust builder (what a nixpkgs package
-# needs; no extra flake input). `loadgen` is the load generator the VM tests
-# drive, from the same workspace.
+# needs; no extra flake input). `hello` is examples/hello, a service built on
+# the library alone (the VM tests run it beside handoff); `loadgen` is the
+# load generator the VM tests drive, from the same workspace.
 {
   lib,
   rustPlatform,
@@ -16,6 +17,7 @@ let
       ../Cargo.toml
       ../Cargo.lock
       ../src
+      ../examples
       ../tests
       # Workspace members: cargo reads every member's manifest.
       ../benches/loadgen
@@ -53,6 +55,31 @@ in
           asl20
         ];
         mainProgram = "handoff";
+        platforms = lib.platforms.linux;
+      };
+    }
+  );
+
+  hello = rustPlatform.buildRustPackage (
+    common
+    // {
+      pname = "handoff-hello";
+      cargoBuildFlags = [
+        "--package"
+        "handoff"
+        "--example"
+        "hello"
+      ];
+      doCheck = false;
+      # cargo's install hook copies only binaries at the top of the release
+      # folder; examples sit in its examples/ subfolder.
+      postInstall = ''
+        hello=$(find target -path '*/release*/examples/hello' -type f -executable | head -n 1)
+        install -Dm755 "$hello" "$out/bin/hello"
+      '';
+      meta = {
+        description = "examples/hello: a complete handoff service in under 40 lines";
+        mainProgram = "hello";
         platforms = lib.platforms.linux;
       };
     }

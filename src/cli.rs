@@ -1,18 +1,21 @@
-//! Command line: `handoff [--config FILE] [--listen ADDR]... [serve|check-config|reload --pid PID]`.
+//! Command line of every handoff service:
+//! `NAME [--config FILE] [--listen ADDR]... [serve|check-config|reload --pid PID]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::{self, Overrides, Settings};
+use crate::config::{self, AppSettings, Overrides, Settings};
 use crate::reload::Reloader;
+use crate::service::Service;
 use crate::successor::{self, Launch};
 use crate::{control, exit, listeners, server, telemetry};
 
+/// Runs an actix-web service with zero-downtime restarts and reloads.
 #[derive(Debug, Parser)]
-#[command(name = "handoff", version, about, long_about = None)]
+#[command(name = "handoff", long_about = None)]
 pub struct Cli {
     /// TOML configuration file (default: $HANDOFF_CONFIG, else built-in defaults).
     #[arg(long, short = 'c', global = true, value_name = "FILE")]
@@ -45,8 +48,25 @@ pub enum Command {
     },
 }
 
-pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+/// The binary's file name: the default name of a service.
+fn binary_name() -> String {
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "handoff".to_owned())
+}
+
+pub(crate) fn main<A: AppSettings>(service: Service<A>) -> ExitCode {
+    let name = service.name.clone().unwrap_or_else(binary_name);
+    let mut command = Cli::command().name(name.clone()).bin_name(name.clone());
+    if let Some(version) = &service.version {
+        command = command.version(version.clone());
+    }
+    let parsed = command
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -62,21 +82,21 @@ pub fn main() -> ExitCode {
         config_file: cli.config.clone(),
         listen: cli.listen.clone(),
     };
-    let settings = match Settings::load(&overrides) {
+    let (settings, app) = match Settings::load::<A>(&overrides) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("handoff: invalid configuration: {e}");
+            eprintln!("{name}: invalid configuration: {e}");
             return ExitCode::from(exit::CONFIG);
         }
     };
     match &cli.command {
         Some(Command::CheckConfig) => {
-            print!("{}", settings.to_toml());
+            print!("{}", settings.to_toml(&app));
             ExitCode::from(exit::OK)
         }
-        None | Some(Command::Serve) => ExitCode::from(serve(settings)),
+        None | Some(Command::Serve) => ExitCode::from(serve(&name, service, settings, app)),
         Some(Command::Reload { pid, exe }) => {
-            ExitCode::from(reload(*pid, exe.as_deref(), &cli, &settings))
+            ExitCode::from(reload(&name, *pid, exe.as_deref(), &cli, &settings))
         }
     }
 }
@@ -98,14 +118,20 @@ fn successor_args(cli: &Cli) -> Vec<String> {
     args
 }
 
-fn reload(pid: u32, exe: Option<&std::path::Path>, cli: &Cli, settings: &Settings) -> u8 {
+fn reload(
+    name: &str,
+    pid: u32,
+    exe: Option<&std::path::Path>,
+    cli: &Cli,
+    settings: &Settings,
+) -> u8 {
     let exe = match exe
         .map(std::path::absolute)
         .unwrap_or_else(std::env::current_exe)
     {
         Ok(exe) => exe,
         Err(e) => {
-            eprintln!("handoff: cannot tell which binary to start: {e}");
+            eprintln!("{name}: cannot tell which binary to start: {e}");
             return exit::SOFTWARE;
         }
     };
@@ -122,11 +148,11 @@ fn reload(pid: u32, exe: Option<&std::path::Path>, cli: &Cli, settings: &Setting
             exit::OK
         }
         Ok(reply) => {
-            eprintln!("handoff: {}", reply.message);
+            eprintln!("{name}: {}", reply.message);
             exit::TEMPFAIL
         }
         Err(e) => {
-            eprintln!("handoff: reload failed: {e}");
+            eprintln!("{name}: reload failed: {e}");
             if matches!(e, control::ClientError::Connect { .. }) {
                 exit::UNAVAILABLE
             } else {
@@ -136,18 +162,18 @@ fn reload(pid: u32, exe: Option<&std::path::Path>, cli: &Cli, settings: &Setting
     }
 }
 
-fn serve(settings: Settings) -> u8 {
+fn serve<A: AppSettings>(name: &str, service: Service<A>, settings: Settings, app: A) -> u8 {
     // Until the lifecycle handles them, these signals wait instead of
     // killing us (see server::Signals).
     server::block_lifecycle_signals();
-    telemetry::init(&settings.log);
+    telemetry::init(&settings.log, name);
     raise_fd_limit();
     // Before the runtime starts any thread: these edit the environment.
     let inherited = match successor::take_env() {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "bad hand-off environment");
-            eprintln!("handoff: {e}");
+            eprintln!("{name}: {e}");
             return exit::DATAERR;
         }
     };
@@ -155,7 +181,7 @@ fn serve(settings: Settings) -> u8 {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "cannot take listeners");
-            eprintln!("handoff: {e}");
+            eprintln!("{name}: {e}");
             return if e.is_environment() {
                 exit::DATAERR
             } else {
@@ -167,9 +193,11 @@ fn serve(settings: Settings) -> u8 {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let generation = inherited.generation;
     let mut lifecycle = Reloader::new(inherited, exe, args, settings.handoff.ready_timeout);
+    let application = application(service, app);
     let system = actix_web::rt::System::new();
     match system.block_on(server::serve(
         settings,
+        application,
         passed.listeners,
         passed.connections,
         generation,
@@ -181,9 +209,37 @@ fn serve(settings: Settings) -> u8 {
         }
         Err(e) => {
             tracing::error!(error = %e, "server failed");
-            eprintln!("handoff: {e}");
+            eprintln!("{name}: {e}");
             exit::SOFTWARE
         }
+    }
+}
+
+/// The service's routes with its settings registered as `web::Data<A>`, and
+/// its hooks with the settings bound in.
+fn application<A: AppSettings>(service: Service<A>, app: A) -> server::Application {
+    let app = std::sync::Arc::new(app);
+    let data = actix_web::web::Data::from(app.clone());
+    let user = service.configure;
+    let bind = |hooks: Vec<crate::service::Hook<A>>| -> Vec<server::BoundHook> {
+        hooks
+            .into_iter()
+            .map(|hook| {
+                let app = app.clone();
+                Box::new(move || hook(app.clone())) as server::BoundHook
+            })
+            .collect()
+    };
+    server::Application {
+        routes: crate::http::Routes {
+            configure: std::sync::Arc::new(move |cfg| {
+                cfg.app_data(data.clone());
+                user(cfg);
+            }),
+            builtin: service.builtin_routes,
+        },
+        on_start: bind(service.on_start),
+        on_drain: bind(service.on_drain),
     }
 }
 

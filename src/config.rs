@@ -32,6 +32,72 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub log: LogSettings,
     pub handoff: HandoffSettings,
+    /// The service's own section, read into its [`AppSettings`] type.
+    #[serde(skip_serializing)]
+    app: serde_json::Value,
+}
+
+/// The name of the section that holds a service's own settings.
+pub const APP_SECTION: &str = "app";
+
+/// A service's own settings: the `[app]` section of the configuration file,
+/// `HANDOFF__APP__KEY` in the environment. Loaded through the same layers as
+/// handoff's settings; a bad value stops the service with exit status 78
+/// and a message naming `app.KEY`, from `check-config` and from start alike.
+///
+/// ```
+/// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+/// #[serde(deny_unknown_fields, default)]
+/// struct Hello {
+///     greeting: String,
+/// }
+///
+/// impl handoff::AppSettings for Hello {
+///     fn validate(&self) -> Result<(), handoff::SettingError> {
+///         if self.greeting.is_empty() {
+///             return Err(handoff::SettingError::new("greeting", "", "must not be empty"));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait AppSettings:
+    serde::de::DeserializeOwned + Serialize + Default + Clone + Send + Sync + 'static
+{
+    /// Checks what deserializing cannot; called after the layers merged.
+    fn validate(&self) -> Result<(), SettingError> {
+        Ok(())
+    }
+}
+
+/// A service without settings of its own: an `[app]` section is an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoAppSettings {}
+
+impl AppSettings for NoAppSettings {}
+
+/// A bad value in a service's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    /// The key within `[app]`, e.g. `greeting` (shown as `app.greeting`).
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl SettingError {
+    pub fn new(
+        key: impl Into<String>,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,9 +136,6 @@ pub struct ServerSettings {
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Longest sleep `GET /delay/{ms}` accepts.
-    #[serde(with = "duration")]
-    pub max_delay: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,7 +185,6 @@ impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             max_body_bytes: 256 * 1024,
-            max_delay: Duration::from_secs(10),
         }
     }
 }
@@ -179,18 +241,18 @@ pub enum ConfigError {
 impl Settings {
     /// Loads the layered settings: defaults, then the file named by
     /// `--config` or `HANDOFF_CONFIG`, then `HANDOFF__*` variables, then flags.
-    pub fn load(overrides: &Overrides) -> Result<Self, ConfigError> {
+    pub fn load<A: AppSettings>(overrides: &Overrides) -> Result<(Self, A), ConfigError> {
         let file = config_file(overrides.config_file.as_deref());
         Self::load_from(file.as_deref(), std::env::vars(), overrides)
     }
 
     /// Like [`Settings::load`], with the file and the environment given
     /// explicitly so tests need not touch the process environment.
-    pub fn load_from(
+    pub fn load_from<A: AppSettings>(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
-    ) -> Result<Self, ConfigError> {
+    ) -> Result<(Self, A), ConfigError> {
         let defaults = Config::try_from(&Settings::default())
             .map_err(|e| ConfigError::Invalid(format!("built-in defaults: {e}")))?;
         let mut builder = Config::builder().add_source(defaults);
@@ -228,12 +290,31 @@ impl Settings {
         let merged = builder
             .build()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        check_integers(&merged)?;
+        check_integers(&merged, "", &Settings::default())?;
+        check_integers(&merged, APP_SECTION, &A::default())?;
         let settings: Settings = merged
+            .clone()
             .try_deserialize()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         settings.validate()?;
-        Ok(settings)
+        // Through a wrapper rather than `merged.get("app")`, so that errors
+        // name the key within the section (`app.greeting`), not the section.
+        #[derive(Deserialize)]
+        #[serde(bound = "A: AppSettings")]
+        struct AppOnly<A> {
+            #[serde(default)]
+            app: A,
+        }
+        let app = merged
+            .try_deserialize::<AppOnly<A>>()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+            .app;
+        app.validate().map_err(|e| ConfigError::Value {
+            key: format!("{APP_SECTION}.{}", e.key),
+            value: e.value,
+            reason: e.reason,
+        })?;
+        Ok((settings, app))
     }
 
     /// Checks what serde cannot: ranges and the syntax of strings.
@@ -298,13 +379,6 @@ impl Settings {
         if self.limits.max_body_bytes == 0 {
             return bad("limits.max_body_bytes", &0, "must be at least 1");
         }
-        if self.limits.max_delay > Duration::from_secs(3600) {
-            return bad(
-                "limits.max_delay",
-                &duration::display(self.limits.max_delay),
-                "must be at most 1h",
-            );
-        }
         if let Err(reason) = check_log_filter(&self.log.level) {
             return bad("log.level", &self.log.level, &reason);
         }
@@ -314,9 +388,18 @@ impl Settings {
         Ok(())
     }
 
-    /// The effective settings as TOML, for `handoff check-config`.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("settings always serialize to TOML")
+    /// The effective settings as TOML, for `check-config`, with the
+    /// service's own section when it has any keys.
+    pub fn to_toml(&self, app: &impl AppSettings) -> String {
+        let mut table = toml::Table::try_from(self).expect("settings always serialize to TOML");
+        match toml::Table::try_from(app) {
+            Ok(section) if !section.is_empty() => {
+                table.insert(APP_SECTION.to_owned(), toml::Value::Table(section));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the app settings do not serialize to TOML"),
+        }
+        toml::to_string_pretty(&table).expect("a TOML table serializes")
     }
 }
 
@@ -354,8 +437,9 @@ fn read_config_file(path: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-/// The dotted keys whose default is an integer: `server.workers`, ...
-fn integer_keys() -> Vec<String> {
+/// The dotted keys whose default in `defaults` is an integer, under `prefix`:
+/// `server.workers`, ...
+fn integer_keys(prefix: &str, defaults: &impl Serialize) -> Vec<String> {
     fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
         for (k, v) in table {
             let key = if prefix.is_empty() {
@@ -370,17 +454,22 @@ fn integer_keys() -> Vec<String> {
             }
         }
     }
-    let defaults = toml::Table::try_from(Settings::default()).expect("settings serialize");
     let mut out = Vec::new();
-    walk("", &defaults, &mut out);
+    if let Ok(defaults) = toml::Table::try_from(defaults) {
+        walk(prefix, &defaults, &mut out);
+    }
     out
 }
 
 /// Integer settings must be given as whole numbers: the config crate would
 /// otherwise round `workers = 2.5` to 3 and turn `true` into 1 without a word.
-fn check_integers(merged: &Config) -> Result<(), ConfigError> {
+fn check_integers(
+    merged: &Config,
+    prefix: &str,
+    defaults: &impl Serialize,
+) -> Result<(), ConfigError> {
     use config::ValueKind;
-    for key in integer_keys() {
+    for key in integer_keys(prefix, defaults) {
         let Ok(value) = merged.get::<config::Value>(&key) else {
             continue;
         };
@@ -390,9 +479,14 @@ fn check_integers(merged: &Config) -> Result<(), ConfigError> {
             _ => false,
         };
         if !whole {
+            let shown = match &value.kind {
+                ValueKind::Array(_) => "a list".to_owned(),
+                ValueKind::Table(_) => "a table".to_owned(),
+                _ => value.to_string(),
+            };
             return Err(ConfigError::Value {
                 key,
-                value: value.to_string(),
+                value: shown,
                 reason: "must be a whole number".to_owned(),
             });
         }
@@ -439,12 +533,12 @@ mod tests {
         "server.client_body_timeout",
         "server.send_timeout",
         "limits.max_body_bytes",
-        "limits.max_delay",
         "log.level",
         "log.format",
         "handoff.ready_timeout",
         "server.nope",
         "nope.nope",
+        "app.nope",
     ];
 
     fn toml_value() -> impl Strategy<Value = String> {
@@ -513,17 +607,21 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("c.toml");
             std::fs::write(&path, &text).unwrap();
-            match Settings::load_from(Some(&path), env, &Overrides::default()) {
-                Ok(s) => {
+            match Settings::load_from::<NoAppSettings>(Some(&path), env, &Overrides::default()) {
+                Ok((s, app)) => {
                     prop_assert!(s.server.workers <= MAX_WORKERS);
                     prop_assert!(s.server.max_connections >= 1);
                     prop_assert!(!s.server.send_timeout.is_zero());
                     prop_assert!(check_log_filter(&s.log.level).is_ok());
                     // What check-config prints loads again to the same.
                     let again = dir.path().join("again.toml");
-                    std::fs::write(&again, s.to_toml()).unwrap();
-                    let reloaded = Settings::load_from(Some(&again), vec![], &Overrides::default());
-                    prop_assert_eq!(reloaded.ok(), Some(s));
+                    std::fs::write(&again, s.to_toml(&app)).unwrap();
+                    let reloaded = Settings::load_from::<NoAppSettings>(
+                        Some(&again),
+                        vec![],
+                        &Overrides::default(),
+                    );
+                    prop_assert_eq!(reloaded.ok().map(|(s, _)| s), Some(s));
                 }
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
             }
@@ -533,7 +631,7 @@ mod tests {
     #[test]
     fn whole_numbers_only_for_integer_settings() {
         let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
-        let load = |env| Settings::load_from(None, env, &Overrides::default());
+        let load = |env| Settings::load_from::<NoAppSettings>(None, env, &Overrides::default());
         assert!(load(env("HANDOFF__SERVER__WORKERS", "4")).is_ok());
         let err = load(env("HANDOFF__SERVER__WORKERS", "2.5")).unwrap_err();
         assert_eq!(
@@ -542,6 +640,83 @@ mod tests {
         );
         let err = load(env("HANDOFF__SERVER__WORKERS", "513")).unwrap_err();
         assert!(err.to_string().contains("0 (one per CPU) to 512"), "{err}");
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Greeter {
+        greeting: String,
+        times: u32,
+    }
+
+    impl Default for Greeter {
+        fn default() -> Self {
+            Self {
+                greeting: "hello".to_owned(),
+                times: 1,
+            }
+        }
+    }
+
+    impl AppSettings for Greeter {
+        fn validate(&self) -> Result<(), SettingError> {
+            if self.times == 0 || self.times > 10 {
+                return Err(SettingError::new("times", self.times, "must be 1 to 10"));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_service_section_is_layered_and_validated_like_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        let load = |text: &str, env: Vec<(String, String)>| {
+            std::fs::write(&file, text).unwrap();
+            Settings::load_from::<Greeter>(Some(&file), env, &Overrides::default())
+        };
+        let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+
+        let (_, app) = load("", vec![]).unwrap();
+        assert_eq!(app, Greeter::default(), "no section: the defaults");
+        let (_, app) = load("[app]\ngreeting = \"hi\"\n", vec![]).unwrap();
+        assert_eq!((app.greeting.as_str(), app.times), ("hi", 1));
+        let (_, app) = load(
+            "[app]\ngreeting = \"hi\"\n",
+            env("HANDOFF__APP__TIMES", "3"),
+        )
+        .unwrap();
+        assert_eq!(
+            (app.greeting.as_str(), app.times),
+            ("hi", 3),
+            "environment over file"
+        );
+
+        let err = load("[app]\ntimes = 11\n", vec![]).unwrap_err();
+        assert_eq!(err.to_string(), "app.times = \"11\": must be 1 to 10");
+        let err = load("[app]\ntimes = 2.5\n", vec![]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "app.times = \"2.5\": must be a whole number"
+        );
+        let err = load("[app]\ngreetin = \"x\"\n", vec![]).unwrap_err();
+        assert!(err.to_string().contains("unknown field `greetin`"), "{err}");
+        let err = load("[app]\ntimes = \"many\"\n", vec![]).unwrap_err();
+        assert!(err.to_string().contains("app.times"), "{err}");
+
+        // check-config shows the section; a service without one refuses it.
+        let (s, app) = load("[app]\ngreeting = \"hi\"\n", vec![]).unwrap();
+        assert!(
+            s.to_toml(&app)
+                .contains("[app]\ngreeting = \"hi\"\ntimes = 1")
+        );
+        std::fs::write(&file, "[app]\ngreeting = \"hi\"\n").unwrap();
+        let err = Settings::load_from::<NoAppSettings>(Some(&file), vec![], &Overrides::default())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `greeting`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -71,6 +71,7 @@ impl Framing {
         self.state == State::Boundary
     }
 
+    #[cfg(test)]
     pub fn is_opaque(&self) -> bool {
         self.state == State::Opaque
     }

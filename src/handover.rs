@@ -69,10 +69,6 @@ impl Handover {
         self.drain.clone().cancelled_owned()
     }
 
-    pub fn is_draining(&self) -> bool {
-        self.drain.is_cancelled()
-    }
-
     /// Begins the drain: every connection is woken, and idle ones go to
     /// `to` (None: closed).
     pub fn begin(&self, to: Option<mpsc::UnboundedSender<OwnedFd>>) {

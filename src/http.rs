@@ -35,6 +35,16 @@ pub enum ServeError {
     },
     #[error("cannot install signal handler: {0}")]
     Signals(std::io::Error),
+    #[error("start hook failed: {0}")]
+    StartHook(String),
+}
+
+/// What the application adds to each worker's `App`.
+#[derive(Clone)]
+pub(crate) struct Routes {
+    pub configure: crate::service::Configure,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub builtin: bool,
 }
 
 /// Builds (does not start) a server instance on every listener.
@@ -81,6 +91,7 @@ pub fn build(factory: &Factory, listeners: &[Taken]) -> Result<Server, ServeErro
 /// build the service for a connection.
 #[derive(Clone)]
 pub struct Factory {
+    pub(crate) routes: Routes,
     pub state: web::Data<AppState>,
     pub instance: web::Data<Instance>,
     pub handover: Arc<Handover>,
@@ -157,11 +168,27 @@ impl Factory {
         let send_timeout = s.send_timeout;
         let app_state = self.state.clone();
         let instance = self.instance.clone();
+        let info = web::Data::new(self.state.info());
+        let limits = web::Data::new(crate::service::RequestLimits {
+            max_body_bytes: self.state.settings.limits.max_body_bytes,
+            client_body_timeout: self.state.settings.server.client_body_timeout,
+        });
+        let user = self.routes.configure.clone();
+        let builtin = self.routes.builtin;
         let app = App::new()
             .app_data(app_state)
             .app_data(instance)
+            .app_data(info)
+            .app_data(limits)
             .wrap(from_fn(observe))
-            .configure(routes::configure)
+            .configure(move |cfg| {
+                routes::defaults(cfg);
+                if builtin {
+                    routes::builtin(cfg);
+                }
+                user(cfg);
+            })
+            .default_service(web::to(routes::not_found))
             .into_factory()
             .map_err(|err: actix_web::Error| err.error_response());
         let handover = self.handover.clone();

@@ -32,7 +32,6 @@ pub struct Metrics {
     pub drains: Counter,
     pub handoffs: Family<HandoffLabels, Counter>,
     pub handoff_last_duration_ms: Gauge,
-    pub generation: Gauge,
     /// What became of idle connections at drains, and adoptions at starts.
     pub connections: crate::handover::Counts,
 }
@@ -71,12 +70,12 @@ impl Metrics {
             "Duration of the last hand-off attempt, from spawn to outcome",
             handoff_last_duration_ms.clone(),
         );
-        let generation_gauge = Gauge::default();
+        let generation_gauge: Gauge = Gauge::default();
         generation_gauge.set(i64::try_from(generation).unwrap_or(i64::MAX));
         registry.register(
             "generation",
             "How many processes have served these listeners, this one included",
-            generation_gauge.clone(),
+            generation_gauge,
         );
         let connections = crate::handover::Counts::default();
         registry.register(
@@ -126,7 +125,6 @@ impl Metrics {
             drains,
             handoffs,
             handoff_last_duration_ms,
-            generation: generation_gauge,
             connections,
         }
     }

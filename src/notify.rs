@@ -33,10 +33,6 @@ pub fn stopping(status: &str) {
     send(&[NotifyState::Stopping, NotifyState::Status(status)]);
 }
 
-pub fn status(status: &str) {
-    send(&[NotifyState::Status(status)]);
-}
-
 /// `RELOADING=1`: a reload (hand-off) is in progress.
 pub fn reloading(status: &str) {
     send(&[NotifyState::Reloading, NotifyState::Status(status)]);

@@ -1,15 +1,13 @@
-//! The HTTP API. Every error is JSON: `{"error": "...", "status": N}`.
-
-use std::time::Duration;
+//! What every service answers besides its own routes: `/healthz`,
+//! `/readyz`, `/metrics`, and errors as JSON (`{"error": "...", "status": N}`).
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use serde::Serialize;
 
-use crate::duration;
-use crate::state::{AppState, BUILD, Instance, VERSION};
+use crate::state::{AppState, Instance};
 
-/// An error answered to the client as JSON with the given status.
+/// An error answered to the client as JSON with the given status:
+/// `{"error": message, "status": N}`.
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -46,29 +44,34 @@ impl ResponseError for ApiError {
 
 type State = web::Data<AppState>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// What every service's `App` gets: JSON errors for bad path parameters.
+pub(crate) fn defaults(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::PathConfig::default().error_handler(|err, _req| {
             ApiError::new(StatusCode::BAD_REQUEST, err.to_string()).into()
         }),
-    )
-    .service(get("/", index))
-    .service(get("/healthz", healthz))
-    .service(get("/readyz", readyz))
-    .service(get("/version", version))
-    .service(get("/metrics", metrics))
-    .service(get("/delay/{ms}", delay))
-    .service(
-        web::resource("/echo")
-            .route(web::post().to(echo))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .default_service(web::to(not_found));
+    );
 }
 
-/// A GET and HEAD resource that answers 405 to other methods. HEAD runs the
-/// GET handler; the HTTP layer sends its head without the body.
-fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+/// `/healthz`, `/readyz`, `/metrics`.
+pub(crate) fn builtin(cfg: &mut web::ServiceConfig) {
+    cfg.service(get("/healthz", healthz))
+        .service(get("/readyz", readyz))
+        .service(get("/metrics", metrics));
+}
+
+/// A resource answering GET and HEAD with `handler` (HEAD gets the head
+/// without the body) and 405 with `Allow: GET, HEAD` to other methods.
+///
+/// ```
+/// use actix_web::{HttpResponse, web};
+///
+/// let config = |cfg: &mut web::ServiceConfig| {
+///     cfg.service(handoff::get("/hello", || async { HttpResponse::Ok().body("hello") }));
+/// };
+/// # let _ = config;
+/// ```
+pub fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args> + Clone,
     Args: actix_web::FromRequest + 'static,
@@ -77,23 +80,13 @@ where
     web::resource(path)
         .route(web::get().to(handler.clone()))
         .route(web::head().to(handler))
-        .default_service(web::to(method_not_allowed))
+        .default_service(web::to(|req: HttpRequest| async move {
+            method_not_allowed(&req, "GET, HEAD")
+        }))
 }
 
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("no route for {} {}", req.method(), req.path()),
-    )
-    .error_response()
-}
-
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
-    let allowed = if req.path() == "/echo" {
-        "POST"
-    } else {
-        "GET, HEAD"
-    };
+/// 405 as JSON, with `Allow: allowed`.
+pub fn method_not_allowed(req: &HttpRequest, allowed: &'static str) -> HttpResponse {
     let err = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("{} is not allowed on {}", req.method(), req.path()),
@@ -104,16 +97,13 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     res
 }
 
-/// Plain text naming the process, so a client can tell which one answered.
-async fn index(state: State) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body(format!(
-            "handoff {VERSION} build {BUILD} pid {} generation {} started {}\n",
-            state.pid,
-            state.generation,
-            state.started_rfc3339()
-        ))
+/// 404 as JSON: the default service of every `App`.
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
 }
 
 async fn healthz() -> HttpResponse {
@@ -130,79 +120,13 @@ async fn readyz(instance: Option<web::Data<Instance>>) -> HttpResponse {
     }
 }
 
-#[derive(Serialize)]
-struct VersionInfo<'a> {
-    name: &'a str,
-    version: &'a str,
-    build: &'a str,
-    pid: u32,
-    generation: u64,
-    started: String,
-}
-
-async fn version(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(VersionInfo {
-        name: env!("CARGO_PKG_NAME"),
-        version: VERSION,
-        build: BUILD,
-        pid: state.pid,
-        generation: state.generation,
-        started: state.started_rfc3339(),
-    })
-}
-
 async fn metrics(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render())
 }
 
-/// Sleeps `ms` milliseconds, up to `limits.max_delay`: a stand-in for slow
-/// work, so tests can keep requests in flight across a restart.
-async fn delay(state: State, ms: web::Path<u64>) -> Result<HttpResponse, ApiError> {
-    let ms = ms.into_inner();
-    let wanted = Duration::from_millis(ms);
-    let cap = state.settings.limits.max_delay;
-    if wanted > cap {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "delay {ms}ms exceeds limits.max_delay ({})",
-                duration::display(cap)
-            ),
-        ));
-    }
-    tokio::time::sleep(wanted).await;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "slept_ms": ms,
-        "pid": state.pid,
-    })))
-}
-
-/// Answers the request body back. The body must arrive within
-/// `server.client_body_timeout` and be at most `limits.max_body_bytes`.
-async fn echo(state: State, payload: web::Payload) -> Result<HttpResponse, ApiError> {
-    let limits = &state.settings.limits;
-    let timeout = state.settings.server.client_body_timeout;
-    let body = tokio::time::timeout(timeout, payload.to_bytes_limited(limits.max_body_bytes))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "request body not received within server.client_body_timeout ({})",
-                    duration::display(timeout)
-                ),
-            )
-        })?
-        .map_err(|_| too_large(limits.max_body_bytes))?
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/octet-stream")
-        .body(body))
-}
-
-pub fn too_large(max: usize) -> ApiError {
+pub(crate) fn too_large(max: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("request body exceeds limits.max_body_bytes ({max} bytes)"),
@@ -224,7 +148,7 @@ mod tests {
             App::new()
                 .app_data(state.clone())
                 .app_data(instance.clone())
-                .configure(super::configure),
+                .configure(super::builtin),
         )
         .await;
         let ready =

@@ -67,6 +67,17 @@ pub trait Lifecycle {
     fn reload_requested(&mut self) -> impl std::future::Future<Output = ()>;
 }
 
+/// A start or drain hook with the service's settings bound in.
+pub(crate) type BoundHook =
+    Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>>;
+
+/// The application handoff serves: its routes and its hooks.
+pub(crate) struct Application {
+    pub routes: http::Routes,
+    pub on_start: Vec<BoundHook>,
+    pub on_drain: Vec<BoundHook>,
+}
+
 /// Where connections handed to this process (by the previous one, or from
 /// systemd's fd store) are sent to be served.
 pub type Adopt = mpsc::UnboundedSender<OwnedFd>;
@@ -152,8 +163,9 @@ enum Event {
 
 /// Serves until a stop signal (drain, then return) or a hand-off whose
 /// successor keeps serving (drain, then return).
-pub async fn serve(
+pub(crate) async fn serve(
     settings: Settings,
+    application: Application,
     listeners: Vec<Taken>,
     connections: Vec<OwnedFd>,
     generation: u64,
@@ -163,7 +175,11 @@ pub async fn serve(
     let mut signals = Signals::install()?;
     let supervised = notify::supervised();
     let state = actix_web::web::Data::new(AppState::new(settings, generation));
-    let mut running = Running::start(&state, &listeners)?;
+    for hook in &application.on_start {
+        hook().await.map_err(ServeError::StartHook)?;
+    }
+    let routes = application.routes;
+    let mut running = Running::start(&state, &routes, &listeners)?;
     // Connections handed to us are served by the first instance; if it
     // drains meanwhile, they are idle and go on with its other connections.
     let (adopt, adopted) = mpsc::unbounded_channel();
@@ -239,13 +255,25 @@ pub async fn serve(
                 );
                 state.metrics.record_handoff("successor_died");
                 retired.push(drained);
-                running = Running::start(&state, &listeners)?;
+                running = Running::start(&state, &routes, &listeners)?;
                 lifecycle.ready(&state, &listeners, &adopt);
             }
         }
     };
     for drain in retired {
         let _ = drain.await;
+    }
+    // No request is in flight any more: the application's own clean-up.
+    let limit = state.settings.server.drain_timeout;
+    for hook in &application.on_drain {
+        match tokio::time::timeout(limit, hook()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "drain hook failed"),
+            Err(_) => tracing::error!(
+                timeout_s = limit.as_secs(),
+                "drain hook did not finish within server.drain_timeout"
+            ),
+        }
     }
     if let Some(w) = watchdog {
         w.abort();
@@ -311,9 +339,11 @@ struct Running {
 impl Running {
     fn start(
         state: &actix_web::web::Data<AppState>,
+        routes: &http::Routes,
         listeners: &[Taken],
     ) -> Result<Self, ServeError> {
         let factory = Factory {
+            routes: routes.clone(),
             state: state.clone(),
             instance: actix_web::web::Data::new(Instance::default()),
             handover: Arc::new(Handover::new(state.metrics.connections.clone())),

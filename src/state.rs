@@ -7,14 +7,6 @@ use std::time::SystemTime;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Which build this is, set at compile time (`HANDOFF_BUILD_ID=...`; the Nix
-/// package sets one), so that two builds of one version can be told apart.
-pub const BUILD: &str = match option_env!("HANDOFF_BUILD_ID") {
-    Some(id) => id,
-    None => "dev",
-};
-
 pub struct AppState {
     pub settings: Settings,
     pub pid: u32,
@@ -37,8 +29,13 @@ impl AppState {
         }
     }
 
-    pub fn started_rfc3339(&self) -> String {
-        humantime::format_rfc3339_seconds(self.started).to_string()
+    /// What handlers see of this process.
+    pub fn info(&self) -> crate::service::Info {
+        crate::service::Info {
+            pid: self.pid,
+            generation: self.generation,
+            started: self.started,
+        }
     }
 }
 

@@ -31,7 +31,7 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// Installs the global subscriber. The level was validated with the config.
-pub fn init(settings: &LogSettings) {
+pub fn init(settings: &LogSettings, name: &str) {
     let filter = EnvFilter::builder()
         .parse(&settings.level)
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -46,7 +46,7 @@ pub fn init(settings: &LogSettings) {
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(layer) => {
                 registry
-                    .with(layer.with_syslog_identifier("handoff".to_owned()))
+                    .with(layer.with_syslog_identifier(name.to_owned()))
                     .init();
             }
             Err(e) => {

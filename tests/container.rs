@@ -471,7 +471,7 @@ fn switching_builds_and_settings_under_load_fails_no_request() {
     };
     let c = &t.container;
     c.sh("mkdir -p /opt/v2 && cp /usr/local/bin/handoff /opt/v2/handoff \
-          && printf '[server]\\nworkers = 1\\n[limits]\\nmax_delay = \"5s\"\\n' > /etc/handoff/v2.toml");
+          && printf '[server]\\nworkers = 1\\n[app]\\nmax_delay = \"5s\"\\n' > /etc/handoff/v2.toml");
     answering_pid(&c.addr(), NEW_PID_LIMIT);
 
     let to_v2 = "mkdir -p /run/systemd/system/handoff.service.d && printf '[Service]\\n\

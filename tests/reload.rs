@@ -475,7 +475,9 @@ fn without_a_supervisor_the_old_process_takes_back_from_a_successor_that_dies() 
     let back = wait_for_new_pid(&addr, second, Duration::from_secs(10));
     assert_eq!(back, Some(first), "the old process serves again");
     // And keeps serving past its standby and its drain: it is the server now.
-    std::thread::sleep(handoff::server::STANDBY + Duration::from_secs(1));
+    std::thread::sleep(
+        /* the standby, src/server.rs */ Duration::from_secs(2) + Duration::from_secs(1),
+    );
     assert!(alive(first));
     assert_eq!(pid_of(&addr), first);
     let metrics = get(&addr, "/metrics").unwrap().body;

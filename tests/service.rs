@@ -404,7 +404,7 @@ fn the_http_api_answers_and_errors_are_json() {
     let addr = format!("127.0.0.1:{}", free_port());
     let mut cmd = handoff();
     cmd.args(["--listen", &addr])
-        .env("HANDOFF__LIMITS__MAX_DELAY", "2s")
+        .env("HANDOFF__APP__MAX_DELAY", "2s")
         .env("HANDOFF__LIMITS__MAX_BODY_BYTES", "16");
     let proc = Proc::spawn(cmd);
     let index = wait_until_serving(&addr, Duration::from_secs(10));
@@ -440,13 +440,7 @@ fn the_http_api_answers_and_errors_are_json() {
         let msg = json["error"].as_str().unwrap();
         assert!(msg.contains(needle), "{method} {path}: {msg:?}");
     };
-    err(
-        "GET",
-        "/delay/2001",
-        b"",
-        400,
-        "exceeds limits.max_delay (2s)",
-    );
+    err("GET", "/delay/2001", b"", 400, "exceeds app.max_delay (2s)");
     err("GET", "/delay/soon", b"", 400, "soon");
     err("GET", "/nowhere", b"", 404, "no route for GET /nowhere");
     err("DELETE", "/", b"", 405, "DELETE is not allowed on /");

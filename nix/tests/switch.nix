@@ -15,7 +15,7 @@ pkgs.testers.runNixOSTest {
       package = v2;
       settings = {
         server.workers = 1;
-        limits.max_delay = "5s";
+        app.max_delay = "5s";
       };
     };
   };

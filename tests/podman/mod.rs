@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub const BASE_IMAGE: &str = "localhost/debian-systemd:bookworm";
 pub const IMAGE: &str = "localhost/handoff:test";
+pub const HELLO_IMAGE: &str = "localhost/hello:test";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -83,20 +84,40 @@ pub fn image() -> &'static str {
     IMAGE
 }
 
+/// The image of `examples/hello`, built the way a user builds theirs.
+pub fn hello_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
+        script(
+            "containers/build.sh",
+            &["--example", "hello", HELLO_IMAGE],
+            &[("BASE_IMAGE", BASE_IMAGE)],
+        );
+    });
+    HELLO_IMAGE
+}
+
 /// A running container, removed on drop.
 pub struct Container {
     pub name: String,
     pub port: u16,
+    /// The service's name: its units are `NAME.socket` and `NAME.service`.
+    pub service: String,
     _dropin: tempfile::NamedTempFile,
 }
 
 impl Container {
-    /// Starts the image with systemd as PID 1 on the host network; a drop-in
-    /// moves `handoff.socket` to `port` so tests never collide with a host
-    /// service on 8080.
+    /// Starts the handoff image with systemd as PID 1 on the host network; a
+    /// drop-in moves `handoff.socket` to `port` so tests never collide with a
+    /// host service on 8080.
     pub fn start(port: u16) -> Self {
-        let image = image();
-        let name = format!("handoff-test-{}-{port}", std::process::id());
+        Self::start_image(image(), "handoff", port)
+    }
+
+    /// Starts `image`, whose service is `service`, the same way.
+    pub fn start_image(image: &str, service: &str, port: u16) -> Self {
+        let name = format!("{service}-test-{}-{port}", std::process::id());
         let _ = podman(&["rm", "-f", &name]);
         let mut dropin = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(
@@ -105,7 +126,7 @@ impl Container {
         )
         .unwrap();
         let mount = format!(
-            "{}:/etc/systemd/system/handoff.socket.d/10-test-port.conf:ro,Z",
+            "{}:/etc/systemd/system/{service}.socket.d/10-test-port.conf:ro,Z",
             dropin.path().display()
         );
         must(&[
@@ -122,6 +143,7 @@ impl Container {
         let c = Self {
             name,
             port,
+            service: service.to_owned(),
             _dropin: dropin,
         };
         c.wait_for_socket();
@@ -159,16 +181,22 @@ impl Container {
     }
 
     pub fn main_pid(&self) -> u32 {
-        self.sh("systemctl show -p MainPID --value handoff.service")
-            .parse()
-            .unwrap()
+        self.sh(&format!(
+            "systemctl show -p MainPID --value {}.service",
+            self.service
+        ))
+        .parse()
+        .unwrap()
     }
 
-    /// Processes named handoff in the container.
+    /// Processes of the service's binary in the container.
     pub fn handoff_processes(&self) -> usize {
-        self.sh("grep -lx handoff /proc/[0-9]*/comm 2>/dev/null | wc -l")
-            .parse()
-            .unwrap()
+        self.sh(&format!(
+            "grep -lx {} /proc/[0-9]*/comm 2>/dev/null | wc -l",
+            self.service
+        ))
+        .parse()
+        .unwrap()
     }
 
     pub fn journal(&self) -> String {
@@ -176,23 +204,24 @@ impl Container {
             "journalctl",
             "--no-pager",
             "-u",
-            "handoff.service",
+            &format!("{}.service", self.service),
             "-u",
-            "handoff.socket",
+            &format!("{}.socket", self.service),
         ]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn wait_for_socket(&self) {
+        let socket = format!("{}.socket", self.service);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if self.is_active("handoff.socket") == "active" {
+            if self.is_active(&socket) == "active" {
                 return;
             }
             if Instant::now() > deadline {
-                let status = self.exec(&["systemctl", "status", "--no-pager", "handoff.socket"]);
+                let status = self.exec(&["systemctl", "status", "--no-pager", &socket]);
                 panic!(
-                    "handoff.socket not active after 60s:\n{}",
+                    "{socket} not active after 60s:\n{}",
                     String::from_utf8_lossy(&status.stdout)
                 );
             }

@@ -1,0 +1,62 @@
+# Two handoff services on one machine: the reference service
+# (services.handoff) and examples/hello declared as an application
+# (services.handoff.apps.hello, as a user declares theirs). Each is reloaded
+# under load without a failed request, and neither disturbs the other.
+# Twin: tests/hello.rs, hello_restarts_reloads_and_survives_a_failed_reload_under_systemd.
+{ pkgs, self }:
+let
+  support = import ../test-support.nix { inherit self; };
+  inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) hello loadgen;
+in
+pkgs.testers.runNixOSTest {
+  name = "handoff-two-apps";
+  nodes.machine = {
+    imports = [ support.node ];
+    # What a user writes for their own service.
+    services.handoff.apps.hello = {
+      package = hello;
+      listen = [ "8081" ];
+      settings.app.greeting = "bonjour";
+    };
+  };
+  testScript = ''
+    ${support.python pkgs}
+
+    HELLO_LOAD = (
+        "${loadgen}/bin/loadgen --addr 127.0.0.1:8081 --duration 30"
+        " --group hello-ka:/hello:12:ka --group hello-close:/hello:12:close"
+    )
+
+    def hello_generation():
+        metrics = machine.succeed("curl --fail --silent http://127.0.0.1:8081/metrics")
+        return int(re.search(r"^handoff_generation (\d+)$", metrics, re.M).group(1))
+
+    machine.wait_for_unit("handoff.socket")
+    machine.wait_for_unit("hello.socket")
+    assert machine.succeed("curl --fail --silent http://127.0.0.1:8081/hello") == "bonjour"
+    before = hello_generation()
+
+    machine.succeed("rm -f /tmp/hello.txt /tmp/hello.rc")
+    machine.succeed(
+        "systemd-run --unit=hello-load --collect sh -c '"
+        + HELLO_LOAD
+        + " > /tmp/hello.txt 2>&1; echo $? > /tmp/hello.rc'"
+    )
+    # Both services reloaded under load, alternately.
+    start_load(30)
+    machine.sleep(2)
+    for _ in range(5):
+        machine.succeed("systemctl reload handoff.service")
+        machine.sleep(1.5)
+        machine.succeed("systemctl reload hello.service")
+        machine.sleep(1.5)
+    finish_load()
+    machine.wait_until_succeeds("test -e /tmp/hello.rc", timeout=120)
+    print(machine.succeed("cat /tmp/hello.txt"))
+    assert machine.succeed("cat /tmp/hello.rc").strip() == "0", "hello requests failed under load"
+
+    assert hello_generation() == before + 5
+    assert machine.succeed("curl --fail --silent http://127.0.0.1:8081/hello") == "bonjour"
+    assert machine.succeed("systemctl show -P Result hello.service").strip() == "success"
+  '';
+}

@@ -1,0 +1,149 @@
+//! `GET /`, `GET /version`, `GET /delay/{ms}`, `POST /echo`, and the `[app]`
+//! settings they use.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use handoff::{ApiError, Info, RequestLimits};
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Which build this is, set at compile time (`HANDOFF_BUILD_ID=...`; the Nix
+/// package sets one), so that two builds of one version can be told apart.
+pub const BUILD: &str = match option_env!("HANDOFF_BUILD_ID") {
+    Some(id) => id,
+    None => "dev",
+};
+
+/// The `[app]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Demo {
+    /// Longest sleep `GET /delay/{ms}` accepts.
+    #[serde(with = "handoff::duration")]
+    pub max_delay: Duration,
+}
+
+impl Default for Demo {
+    fn default() -> Self {
+        Self {
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl handoff::AppSettings for Demo {
+    fn validate(&self) -> Result<(), handoff::SettingError> {
+        if self.max_delay > Duration::from_secs(3600) {
+            return Err(handoff::SettingError::new(
+                "max_delay",
+                handoff::duration::display(self.max_delay),
+                "must be at most 1h",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(handoff::get("/", index))
+        .service(handoff::get("/version", version))
+        .service(handoff::get("/delay/{ms}", delay))
+        .service(
+            web::resource("/echo")
+                .route(web::post().to(echo))
+                .default_service(web::to(|req: HttpRequest| async move {
+                    handoff::method_not_allowed(&req, "POST")
+                })),
+        );
+}
+
+/// Plain text naming the process, so a client can tell which one answered.
+async fn index(info: web::Data<Info>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(format!(
+            "handoff {VERSION} build {BUILD} pid {} generation {} started {}\n",
+            info.pid,
+            info.generation,
+            info.started_rfc3339()
+        ))
+}
+
+#[derive(Serialize)]
+struct VersionInfo<'a> {
+    name: &'a str,
+    version: &'a str,
+    build: &'a str,
+    pid: u32,
+    generation: u64,
+    started: String,
+}
+
+async fn version(info: web::Data<Info>) -> HttpResponse {
+    HttpResponse::Ok().json(VersionInfo {
+        name: env!("CARGO_PKG_NAME"),
+        version: VERSION,
+        build: BUILD,
+        pid: info.pid,
+        generation: info.generation,
+        started: info.started_rfc3339(),
+    })
+}
+
+/// Sleeps `ms` milliseconds, up to `app.max_delay`: a stand-in for slow
+/// work, so tests can keep requests in flight across a restart.
+async fn delay(
+    settings: web::Data<Demo>,
+    info: web::Data<Info>,
+    ms: web::Path<u64>,
+) -> Result<HttpResponse, ApiError> {
+    let ms = ms.into_inner();
+    let cap = settings.max_delay;
+    if Duration::from_millis(ms) > cap {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "delay {ms}ms exceeds app.max_delay ({})",
+                handoff::duration::display(cap)
+            ),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "slept_ms": ms,
+        "pid": info.pid,
+    })))
+}
+
+/// Answers the request body back, within `limits.max_body_bytes` and
+/// `server.client_body_timeout`.
+async fn echo(
+    limits: web::Data<RequestLimits>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let timeout = limits.client_body_timeout;
+    let max = limits.max_body_bytes;
+    let body = tokio::time::timeout(timeout, payload.to_bytes_limited(max))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within server.client_body_timeout ({})",
+                    handoff::duration::display(timeout)
+                ),
+            )
+        })?
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds limits.max_body_bytes ({max} bytes)"),
+            )
+        })?
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(body))
+}

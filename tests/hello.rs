@@ -1,0 +1,219 @@
+//! `examples/hello`, a service built on handoff's public API alone, gets
+//! every guarantee the reference service has: as a plain process, and as an
+//! image made by `containers/build.sh --example hello` under real systemd.
+
+mod podman;
+mod support;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use loadgen::{Group, Plan};
+use podman::{Container, hello_image, serial, skipped};
+use support::*;
+
+/// The example's binary: cargo builds examples before it runs tests, next to
+/// the test binaries' folder.
+fn hello_bin() -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/hello");
+    assert!(
+        path.exists(),
+        "{} missing: cargo test builds examples",
+        path.display()
+    );
+    path
+}
+
+fn hello(args: &[&str]) -> Command {
+    let mut cmd = handoff();
+    let mut hello = Command::new(hello_bin());
+    hello.args(args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => hello.env(k, v),
+            None => hello.env_remove(k),
+        };
+    }
+    cmd = hello;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+#[test]
+fn hello_serves_its_route_its_setting_and_the_built_in_routes() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut cmd = hello(&["--listen", &addr]);
+    cmd.env("HANDOFF__APP__GREETING", "bonjour");
+    let proc = Proc::spawn(cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        match get(&addr, "/hello") {
+            Ok(r) => break r,
+            Err(e) if std::time::Instant::now() > deadline => panic!("not serving: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(25)),
+        }
+    };
+    assert_eq!((answer.status, answer.body.as_str()), (200, "bonjour"));
+    assert_eq!(get(&addr, "/healthz").unwrap().status, 200);
+    assert_eq!(get(&addr, "/readyz").unwrap().status, 200);
+    assert!(
+        get(&addr, "/metrics")
+            .unwrap()
+            .body
+            .contains("handoff_generation 1")
+    );
+    let missing = get(&addr, "/").unwrap();
+    assert_eq!(
+        missing.status, 404,
+        "the reference service's routes are not here"
+    );
+    assert!(missing.body.contains("\"error\""), "{}", missing.body);
+    proc.signal(libc::SIGTERM);
+    let (status, _) = proc.wait(Duration::from_secs(15));
+    assert!(status.success());
+}
+
+#[test]
+fn hello_refuses_a_bad_setting_of_its_own_with_78_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.toml");
+    for (text, expected) in [
+        ("[app]\ngreeting = \"\"\n", "app.greeting = \"\": is empty"),
+        // The config crate names only the section for a string given a list.
+        ("[app]\ngreeting = [\"a\"]\n", "for key `app"),
+        ("[app]\ngreting = \"hi\"\n", "unknown field `greting`"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        for command in [&["check-config"][..], &[]] {
+            let mut cmd = hello(&[
+                "--config",
+                file.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ]);
+            cmd.args(command);
+            let (status, stderr) = run(cmd);
+            assert_eq!(status.code(), Some(78), "{text} {command:?}: {stderr}");
+            assert!(stderr.contains(expected), "{text}: {stderr}");
+            assert!(
+                stderr.starts_with("hello: "),
+                "named after itself: {stderr}"
+            );
+        }
+    }
+    std::fs::write(&file, "[app]\ngreeting = \"hi\"\n").unwrap();
+    let out = hello(&["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("[app]\ngreeting = \"hi\""), "{printed}");
+}
+
+/// Fast requests on `/hello` with and without keep-alive.
+fn hello_load(c: &Container, duration: Duration) -> Plan {
+    Plan {
+        addr: c.addr().parse::<SocketAddr>().unwrap(),
+        groups: vec![
+            Group::new("hello-ka", "/hello", 12, true),
+            Group::new("hello-close", "/hello", 12, false),
+        ],
+        duration,
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+fn generation(c: &Container) -> u64 {
+    let metrics = get(&c.addr(), "/metrics").unwrap().body;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("handoff_generation "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no generation in {metrics}"))
+}
+
+/// Runs `disrupt` `times` times, 2.2 s apart (under systemd's start limit),
+/// under load; the figures, and the main pid after each.
+fn under_load(
+    c: &Container,
+    times: usize,
+    disrupt: impl Fn(&Container),
+) -> (loadgen::Stats, Vec<u32>) {
+    let plan = hello_load(c, Duration::from_secs(2 + 3 * times as u64));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let mut pids = vec![c.main_pid()];
+    for _ in 0..times {
+        disrupt(c);
+        std::thread::sleep(Duration::from_millis(2200));
+        pids.push(c.main_pid());
+    }
+    let samples = runtime.block_on(load).unwrap();
+    let all = loadgen::summarize(&plan, &samples).pop().unwrap();
+    println!("   {all}\n   main pids: {pids:?}");
+    (all, pids)
+}
+
+#[test]
+fn hello_restarts_reloads_and_survives_a_failed_reload_under_systemd() {
+    if skipped("hello_restarts_reloads_and_survives_a_failed_reload_under_systemd") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start_image(hello_image(), "hello", free_port());
+    assert_eq!(get(&c.addr(), "/hello").unwrap().body, "hello");
+
+    let (all, pids) = under_load(&c, 5, |c| {
+        c.sh("systemctl restart hello.service");
+    });
+    assert!(all.requests > 1000 && all.failed == 0, "restarts: {all}");
+    assert!(
+        pids.windows(2).all(|w| w[0] != w[1]),
+        "a new process each time: {pids:?}"
+    );
+
+    let before = generation(&c);
+    let (all, pids) = under_load(&c, 5, |c| {
+        c.sh("systemctl reload hello.service");
+    });
+    assert!(all.requests > 1000 && all.failed == 0, "reloads: {all}");
+    assert!(
+        pids.windows(2).all(|w| w[0] != w[1]),
+        "a new process each time: {pids:?}"
+    );
+    assert_eq!(generation(&c), before + 5, "the new generation answers");
+    assert_eq!(get(&c.addr(), "/hello").unwrap().body, "hello");
+
+    // A deploy breaks the configuration: the reload fails, the old process
+    // serves on, and no request fails meanwhile.
+    let serving = c.main_pid();
+    let (all, pids) = under_load(&c, 2, |c| {
+        let out = c.exec(&[
+            "sh",
+            "-c",
+            "printf '[app]\\ngreeting = \"\"\\n' > /etc/hello/hello.toml && systemctl reload hello.service",
+        ]);
+        assert!(!out.status.success(), "the reload must fail");
+    });
+    assert!(
+        all.requests > 500 && all.failed == 0,
+        "failed reloads: {all}"
+    );
+    assert!(
+        pids.iter().all(|p| *p == serving),
+        "the old process serves on: {pids:?}"
+    );
+    assert_eq!(get(&c.addr(), "/hello").unwrap().body, "hello");
+}
