@@ -54,17 +54,12 @@ fn mixed_load(addr: &str, duration: Duration) -> Plan {
 /// Clients of a connection pool (load balancer, HTTP client pool): one kept
 /// connection each, POST with a body, 0-300 ms pauses, no retry.
 fn pooled_load(addr: &str, duration: Duration) -> Plan {
-    Plan {
-        addr: addr.parse::<SocketAddr>().unwrap(),
-        groups: vec![Group::pooled(
-            "pooled",
-            "/echo",
-            32,
-            Duration::from_millis(300),
-        )],
+    Plan::pooled(
+        addr.parse().unwrap(),
+        32,
+        Duration::from_millis(300),
         duration,
-        request_timeout: Duration::from_secs(30),
-    }
+    )
 }
 
 /// The mixed load and the pooled clients at once.

@@ -548,17 +548,12 @@ fn pooled_clients_lose_nothing_across_ten_hand_offs() {
     let addr = format!("127.0.0.1:{}", free_port());
     let proc = start(&addr, &[]);
     let mut pids = Pids(vec![pid_of(&addr)]);
-    let plan = Plan {
-        addr: addr.parse::<SocketAddr>().unwrap(),
-        groups: vec![Group::pooled(
-            "pooled",
-            "/echo",
-            32,
-            Duration::from_millis(300),
-        )],
-        duration: Duration::from_secs(14),
-        request_timeout: Duration::from_secs(30),
-    };
+    let plan = Plan::pooled(
+        addr.parse().unwrap(),
+        32,
+        Duration::from_millis(300),
+        Duration::from_secs(14),
+    );
     let (_, stats) = hand_offs_under_load(
         &addr,
         &mut pids,
@@ -596,18 +591,13 @@ fn a_hundred_hand_offs_under_pooled_load_leak_no_descriptor() {
     let addr = format!("127.0.0.1:{}", free_port());
     let proc = start(&addr, &[]);
     let mut pids = Pids(vec![pid_of(&addr)]);
-    let plan = Plan {
-        addr: addr.parse::<SocketAddr>().unwrap(),
-        groups: vec![Group::pooled(
-            "pooled",
-            "/echo",
-            16,
-            Duration::from_millis(100),
-        )],
-        // About as long as the hundred reloads take here.
-        duration: Duration::from_secs(24),
-        request_timeout: Duration::from_secs(30),
-    };
+    // About as long as the hundred reloads take here.
+    let plan = Plan::pooled(
+        addr.parse().unwrap(),
+        16,
+        Duration::from_millis(100),
+        Duration::from_secs(24),
+    );
     let mut counts = Vec::new();
     // 150 ms apart: time for the old generation to pass its connections on.
     let (_, stats) = hand_offs_under_load(

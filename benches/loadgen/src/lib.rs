@@ -93,6 +93,24 @@ pub struct Plan {
     pub request_timeout: Duration,
 }
 
+impl Plan {
+    /// Only pooled clients on `POST /echo` (see [`Group::pooled`]), for
+    /// `duration`, each request allowed 30 s.
+    pub fn pooled(
+        addr: SocketAddr,
+        clients: usize,
+        max_pause: Duration,
+        duration: Duration,
+    ) -> Self {
+        Self {
+            addr,
+            groups: vec![Group::pooled("pooled", "/echo", clients, max_pause)],
+            duration,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Outcome {
     Ok,
