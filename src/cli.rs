@@ -189,6 +189,15 @@ fn serve<A: AppSettings>(name: &str, service: Service<A>, settings: Settings, ap
             };
         }
     };
+    // PID 1 of a container: supervise generations instead of serving, so
+    // that a reload does not end the container.
+    if inherited.ready_fd.is_none() && crate::supervisor::wanted() {
+        return crate::supervisor::run(
+            passed.listeners,
+            passed.connections,
+            settings.handoff.ready_timeout,
+        );
+    }
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let generation = inherited.generation;

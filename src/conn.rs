@@ -157,6 +157,16 @@ impl<S: Stream> Conn<S> {
         if self.drain.as_mut().poll(cx).is_pending() || !self.is_idle() {
             return false;
         }
+        // With nowhere to pass it, closing would lose a request the client
+        // sent or is about to send: a brand-new connection's first request
+        // (its client writes right after connecting; the head timeout bounds
+        // the wait), or bytes already waiting. Serve those instead, with
+        // `Connection: close`. Passed on, their bytes go with them.
+        if !self.handover.passes()
+            && (self.framing.requests() == 0 || has_unread_input(self.io.as_raw_fd()))
+        {
+            return false;
+        }
         self.release = match self.handover.offer(&self.io) {
             Offer::Taken => Release::HandedOver,
             Offer::Close => Release::Closing,
@@ -208,6 +218,14 @@ impl<S: Stream> Conn<S> {
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// Whether the client sent bytes this process has not read yet.
+fn has_unread_input(fd: RawFd) -> bool {
+    let mut pending: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int we own; fd is the connection's.
+    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) };
+    rc == 0 && pending > 0
 }
 
 impl<S: Stream> AsyncRead for Conn<S> {

@@ -84,6 +84,12 @@ impl Handover {
         *self.lock() = Destination::Close;
     }
 
+    /// True when idle connections go somewhere (a successor, the store)
+    /// rather than being closed.
+    pub fn passes(&self) -> bool {
+        matches!(*self.lock(), Destination::Pass(_))
+    }
+
     /// Offers an idle connection: Taken (this process must no longer read,
     /// write or shut it down) or Close.
     pub fn offer(&self, conn: &impl AsFd) -> Offer {

@@ -41,6 +41,7 @@ mod server;
 mod service;
 mod state;
 mod successor;
+mod supervisor;
 mod telemetry;
 
 pub use config::{AppSettings, NoAppSettings, SettingError};

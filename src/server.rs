@@ -91,6 +91,8 @@ struct Signals {
     term: Signal,
     int: Signal,
     hup: Signal,
+    /// systemd's stop signal, which container images set as theirs.
+    rtmin3: Signal,
 }
 
 /// The signals the lifecycle handles, as a set for sigprocmask(2).
@@ -99,7 +101,12 @@ fn lifecycle_sigset() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT] {
+        for sig in [
+            libc::SIGHUP,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGRTMIN() + 3,
+        ] {
             libc::sigaddset(&mut set, sig);
         }
         set
@@ -117,6 +124,15 @@ pub fn block_lifecycle_signals() {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
 
+/// Lets the lifecycle signals through to this thread again, pending ones
+/// included, once they are handled. Threads started meanwhile keep them
+/// blocked, so they are delivered here.
+pub fn unblock_lifecycle_signals() {
+    let set = lifecycle_sigset();
+    // SAFETY: changes this thread's mask only.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+}
+
 impl Signals {
     fn install() -> Result<Self, ServeError> {
         let on = |kind| signal(kind).map_err(ServeError::Signals);
@@ -124,13 +140,9 @@ impl Signals {
             term: on(SignalKind::terminate())?,
             int: on(SignalKind::interrupt())?,
             hup: on(SignalKind::hangup())?,
+            rtmin3: on(SignalKind::from_raw(libc::SIGRTMIN() + 3))?,
         };
-        // Handled from now on: let them through to this thread, pending
-        // ones included. Threads started meanwhile keep them blocked, so
-        // they are delivered here.
-        let set = lifecycle_sigset();
-        // SAFETY: changes this thread's mask only.
-        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
+        unblock_lifecycle_signals();
         Ok(signals)
     }
 
@@ -139,6 +151,7 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = self.rtmin3.recv() => "SIGRTMIN+3",
         }
     }
 
@@ -147,6 +160,7 @@ impl Signals {
         tokio::select! {
             _ = self.term.recv() => Event::Stop("SIGTERM"),
             _ = self.int.recv() => Event::Stop("SIGINT"),
+            _ = self.rtmin3.recv() => Event::Stop("SIGRTMIN+3"),
             _ = self.hup.recv() => {
                 tracing::info!("SIGHUP: handing the listeners to a new process");
                 Event::Reload

@@ -124,6 +124,26 @@ pub fn spawn(
     listeners: &[Taken],
     generation: u64,
 ) -> Result<Pending, SuccessorError> {
+    spawn_reporting_to(launch, listeners, generation, None)
+}
+
+/// Like [`spawn`], with `NOTIFY_SOCKET` set to `notify` instead of this
+/// process's own: the container supervisor is the child's service manager.
+pub fn spawn_with_notify(
+    launch: &Launch,
+    listeners: &[Taken],
+    generation: u64,
+    notify: &str,
+) -> Result<Pending, SuccessorError> {
+    spawn_reporting_to(launch, listeners, generation, Some(notify))
+}
+
+fn spawn_reporting_to(
+    launch: &Launch,
+    listeners: &[Taken],
+    generation: u64,
+    notify: Option<&str>,
+) -> Result<Pending, SuccessorError> {
     let fail = |source: io::Error| SuccessorError::Spawn {
         exe: launch.exe.display().to_string(),
         source,
@@ -148,12 +168,21 @@ pub fn spawn(
 
     let names: Vec<&str> = listeners.iter().map(Taken::fd_name).collect();
     let mut env = successor_env(launch);
+    if let Some(notify) = notify {
+        env.retain(|(k, _)| k != "NOTIFY_SOCKET");
+        env.push(("NOTIFY_SOCKET".to_owned(), notify.to_owned()));
+    }
     env.push((LISTEN_FDS.to_owned(), listeners.len().to_string()));
     env.push((LISTEN_FDNAMES.to_owned(), names.join(":")));
     env.push((READY_FD_ENV.to_owned(), ready_fd.to_string()));
     env.push((GENERATION_ENV.to_owned(), (generation + 1).to_string()));
-    // SAFETY: getpgrp cannot fail.
-    env.push((PGID_ENV.to_owned(), unsafe { libc::getpgrp() }.to_string()));
+    // SAFETY: getpgrp cannot fail. It is 0 when our group lies outside our
+    // pid namespace (PID 1 of a container started by unshare): nothing to
+    // join then.
+    let pgid = unsafe { libc::getpgrp() };
+    if pgid > 0 {
+        env.push((PGID_ENV.to_owned(), pgid.to_string()));
+    }
 
     let exec = Exec::new(launch, &env).map_err(fail)?;
     let mut cmd = Command::new(&launch.exe);

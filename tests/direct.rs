@@ -1,0 +1,207 @@
+//! podman without systemd inside: the host holds the socket, podman passes it
+//! in (`LISTEN_FDS`, `LISTEN_PID=1`), and the image's handoff is the
+//! container's command, so PID 1 (see src/supervisor.rs). The test process
+//! holds the socket here, as the host's systemd (a `.socket` unit beside a
+//! quadlet `.container`) or `systemd-socket-activate` would: these are the
+//! `podman run` lines quadlet generates from containers/quadlet/handoff-sa.*.
+
+mod podman;
+mod support;
+
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use loadgen::{Group, Plan};
+use podman::{image, podman, serial, skipped};
+use support::*;
+
+/// A container running `handoff` as its command on a socket the test holds.
+struct Direct {
+    name: String,
+    addr: String,
+    listener: TcpListener,
+    run: Option<Proc>,
+}
+
+impl Direct {
+    fn start(name: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut d = Self {
+            name: format!("{name}-{}", std::process::id()),
+            addr,
+            listener,
+            run: None,
+        };
+        d.run();
+        d
+    }
+
+    /// `podman run` with the held socket at fd 3, as systemd passes it to
+    /// the service quadlet makes (LISTEN_PID is podman's own pid).
+    fn run(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
+        let fd: OwnedFd = self.listener.try_clone().unwrap().into();
+        let mut cmd = Command::new("podman");
+        cmd.args([
+            "run",
+            "--rm",
+            "--name",
+            &self.name,
+            "--network=none",
+            image(),
+            "handoff",
+        ])
+        .env(
+            "CONTAINERS_CONF",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
+        )
+        .env_remove("NOTIFY_SOCKET");
+        let cmd = with_listen_fds(cmd, vec![fd], Some("http"), None);
+        self.run = Some(Proc::spawn(cmd));
+        wait_until_serving(&self.addr, Duration::from_secs(60));
+    }
+
+    fn running(&self) -> bool {
+        let out = podman(&["inspect", "-f", "{{.State.Running}}", &self.name]);
+        String::from_utf8_lossy(&out.stdout).trim() == "true"
+    }
+
+    fn reload(&self) {
+        let out = podman(&["kill", "--signal", "HUP", &self.name]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// `podman stop`: the image's stop signal, SIGRTMIN+3. How long it took.
+    fn stop(&mut self) -> Duration {
+        let started = Instant::now();
+        let out = podman(&["stop", "-t", "30", &self.name]);
+        assert!(out.status.success(), "{out:?}");
+        let took = started.elapsed();
+        if let Some(run) = self.run.take() {
+            let (status, log) = run.wait(Duration::from_secs(30));
+            assert!(status.success(), "podman run ended with {status}:\n{log}");
+        }
+        took
+    }
+
+    fn generation(&self) -> u64 {
+        let version: serde_json::Value =
+            serde_json::from_str(&get(&self.addr, "/version").unwrap().body).unwrap();
+        version["generation"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Direct {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
+    }
+}
+
+fn load(addr: &str, duration: Duration, pooled: bool) -> Plan {
+    let mut groups = vec![
+        Group::new("fast-ka", "/", 8, true),
+        Group::new("fast-close", "/", 8, false),
+        Group::new("slow-ka", "/delay/1000", 3, true),
+        Group::new("slow-close", "/delay/1000", 3, false),
+    ];
+    if pooled {
+        groups.push(Group::pooled(
+            "pooled",
+            "/echo",
+            12,
+            Duration::from_millis(300),
+        ));
+    }
+    Plan {
+        addr: addr.parse::<SocketAddr>().unwrap(),
+        groups,
+        duration,
+        request_timeout: Duration::from_secs(30),
+    }
+}
+
+fn under_load(
+    d: &mut Direct,
+    plan: Plan,
+    times: usize,
+    mut disrupt: impl FnMut(&mut Direct),
+) -> loadgen::Stats {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let load = {
+        let plan = plan.clone();
+        runtime.spawn(async move { loadgen::run(&plan).await })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..times {
+        disrupt(d);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let samples = runtime.block_on(load).unwrap();
+    let stats = loadgen::summarize(&plan, &samples);
+    for s in &stats {
+        println!("   {s}");
+    }
+    stats.last().unwrap().clone()
+}
+
+#[test]
+fn handoff_as_the_containers_command_serves_reloads_and_drains() {
+    if skipped("handoff_as_the_containers_command_serves_reloads_and_drains") {
+        return;
+    }
+    let _one = serial();
+    let mut d = Direct::start("handoff-direct");
+    // Activation: the first request, through the socket the host holds.
+    let first = get(&d.addr, "/").unwrap();
+    assert_eq!(first.status, 200);
+    assert_eq!(d.generation(), 1);
+
+    // Ten reloads under the mixed load plus pooled clients: the container
+    // lives on, every generation serves, nothing fails.
+    let plan = load(&d.addr, Duration::from_secs(20), true);
+    let all = under_load(&mut d, plan, 10, |d| d.reload());
+    assert!(all.requests > 1000 && all.failed == 0, "reloads: {all}");
+    assert!(d.running(), "the container must outlive its reloads");
+    assert_eq!(d.generation(), 11);
+
+    // A broken configuration: the reload fails, the old generation serves on.
+    let out = podman(&[
+        "exec",
+        &d.name,
+        "sh",
+        "-c",
+        "printf '[server]\\nworkers = \"x\"\\n' > /etc/handoff/handoff.toml",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    d.reload();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.running());
+    assert_eq!(d.generation(), 11, "the failed successor did not take over");
+
+    // podman stop: the request in flight finishes, well before the timeout.
+    let addr = d.addr.clone();
+    let in_flight = std::thread::spawn(move || get(&addr, "/delay/1000"));
+    std::thread::sleep(Duration::from_millis(200));
+    let took = d.stop();
+    let answer = in_flight.join().unwrap().expect("answered");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert!(took < Duration::from_secs(8), "podman stop took {took:?}");
+}
+
+#[test]
+fn a_container_restart_with_the_host_holding_the_socket_fails_no_request() {
+    if skipped("a_container_restart_with_the_host_holding_the_socket_fails_no_request") {
+        return;
+    }
+    let _one = serial();
+    let mut d = Direct::start("handoff-direct-restart");
+    let plan = load(&d.addr, Duration::from_secs(16), false);
+    let all = under_load(&mut d, plan, 3, |d| {
+        d.stop();
+        d.run();
+    });
+    assert!(all.requests > 1000 && all.failed == 0, "restarts: {all}");
+}
