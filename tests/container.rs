@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use loadgen::{Group, Plan, Sample, Stats};
-use podman::{Container, serial, skipped};
+use podman::{Container, podman, serial, skipped};
 use support::{answering_pid, free_port, get, wait_for_new_pid};
 
 /// A fresh container for one test, with the lock that keeps containers one at
@@ -197,6 +197,23 @@ fn the_first_request_starts_the_service_through_the_socket() {
     );
     let journal = c.journal();
     assert!(journal.contains("ready"), "{journal}");
+
+    // The quadlet unit's health check, on this container's port.
+    let quadlet = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/containers/quadlet/handoff.container"
+    ))
+    .unwrap();
+    let health = quadlet
+        .lines()
+        .find_map(|l| l.strip_prefix("HealthCmd="))
+        .unwrap()
+        .replace("/8080", &format!("/{}", c.port));
+    let out = c.exec(&["sh", "-c", &health]);
+    assert!(
+        out.status.success(),
+        "health check failed: {health}: {out:?}"
+    );
 }
 
 /// Twin of nix/tests/restart.nix.
@@ -358,7 +375,9 @@ fn reloads_under_load_fail_no_request_and_wait_for_no_drain() {
         10,
         Duration::from_millis(1500),
         |c| {
-            c.sh("systemctl reload handoff.service");
+            // containers/quadlet/handoff.container's ExecReload=, as is.
+            let out = podman(&["exec", &c.name, "systemctl", "reload", "handoff.service"]);
+            assert!(out.status.success(), "{out:?}");
         },
     );
     print_run(

@@ -23,17 +23,45 @@ struct Direct {
     addr: String,
     listener: TcpListener,
     run: Option<Proc>,
+    /// What handoff's supervisor notifies. `Conmon`: through podman's
+    /// --sdnotify=container, as quadlet's `Notify=true` unit receives it
+    /// (conmon 2.1 passes on only READY=1); `Direct`: the socket mounted in
+    /// the container, so every state the supervisor forwards arrives.
+    notify: std::os::unix::net::UnixDatagram,
+    notify_path: String,
+    via: Via,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Conmon,
+    Direct,
 }
 
 impl Direct {
     fn start(name: &str) -> Self {
+        Self::start_via(name, Via::Conmon)
+    }
+
+    fn start_via(name: &str, via: Via) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let notify_path = dir.path().join("notify").display().to_string();
+        let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         let mut d = Self {
             name: format!("{name}-{}", std::process::id()),
             addr,
             listener,
             run: None,
+            notify,
+            notify_path,
+            via,
+            _dir: dir,
         };
         d.run();
         d
@@ -45,20 +73,28 @@ impl Direct {
         let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
         let fd: OwnedFd = self.listener.try_clone().unwrap().into();
         let mut cmd = Command::new("podman");
-        cmd.args([
-            "run",
-            "--rm",
-            "--name",
-            &self.name,
-            "--network=none",
-            image(),
-            "handoff",
-        ])
-        .env(
-            "CONTAINERS_CONF",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
-        )
-        .env_remove("NOTIFY_SOCKET");
+        cmd.args(["run", "--rm", "--name", &self.name, "--network=none"])
+            .env(
+                "CONTAINERS_CONF",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
+            );
+        match self.via {
+            Via::Conmon => {
+                cmd.arg("--sdnotify=container")
+                    .env("NOTIFY_SOCKET", &self.notify_path);
+            }
+            Via::Direct => {
+                cmd.args([
+                    "--sdnotify=ignore",
+                    "-e",
+                    "NOTIFY_SOCKET=/run/host-notify.sock",
+                ])
+                .arg("-v")
+                .arg(format!("{}:/run/host-notify.sock", self.notify_path))
+                .env_remove("NOTIFY_SOCKET");
+            }
+        }
+        cmd.args([image(), "handoff"]);
         let cmd = with_listen_fds(cmd, vec![fd], Some("http"), None);
         self.run = Some(Proc::spawn(cmd));
         wait_until_serving(&self.addr, Duration::from_secs(60));
@@ -85,6 +121,20 @@ impl Direct {
             assert!(status.success(), "podman run ended with {status}:\n{log}");
         }
         took
+    }
+
+    /// Notifications received until one has `line` (20 s at most).
+    fn notified(&self, line: &str) -> String {
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.notify.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            seen.push_str(&message);
+            if message.lines().any(|l| l == line) {
+                return seen;
+            }
+        }
+        panic!("no {line} from podman; received: {seen:?}");
     }
 
     fn generation(&self) -> u64 {
@@ -158,6 +208,12 @@ fn handoff_as_the_containers_command_serves_reloads_and_drains() {
     let first = get(&d.addr, "/").unwrap();
     assert_eq!(first.status, 200);
     assert_eq!(d.generation(), 1);
+    // The host unit learns that the service is up, through conmon, and up
+    // again once a reload's next generation serves.
+    d.notified("READY=1");
+    d.reload();
+    d.notified("READY=1");
+    assert_eq!(d.generation(), 2);
 
     // Ten reloads under the mixed load plus pooled clients: the container
     // lives on, every generation serves, nothing fails.
@@ -165,7 +221,7 @@ fn handoff_as_the_containers_command_serves_reloads_and_drains() {
     let all = under_load(&mut d, plan, 10, |d| d.reload());
     assert!(all.requests > 1000 && all.failed == 0, "reloads: {all}");
     assert!(d.running(), "the container must outlive its reloads");
-    assert_eq!(d.generation(), 11);
+    assert_eq!(d.generation(), 12);
 
     // A broken configuration: the reload fails, the old generation serves on.
     let out = podman(&[
@@ -179,7 +235,7 @@ fn handoff_as_the_containers_command_serves_reloads_and_drains() {
     d.reload();
     std::thread::sleep(Duration::from_secs(2));
     assert!(d.running());
-    assert_eq!(d.generation(), 11, "the failed successor did not take over");
+    assert_eq!(d.generation(), 12, "the failed successor did not take over");
 
     // podman stop: the request in flight finishes, well before the timeout.
     let addr = d.addr.clone();
@@ -204,4 +260,24 @@ fn a_container_restart_with_the_host_holding_the_socket_fails_no_request() {
         d.run();
     });
     assert!(all.requests > 1000 && all.failed == 0, "restarts: {all}");
+}
+
+#[test]
+fn the_supervisor_tells_the_host_unit_ready_reloading_and_stopping() {
+    if skipped("the_supervisor_tells_the_host_unit_ready_reloading_and_stopping") {
+        return;
+    }
+    let _one = serial();
+    let mut d = Direct::start_via("handoff-direct-notify", Via::Direct);
+    let started = d.notified("READY=1");
+    assert!(started.contains("STATUS=serving"), "{started:?}");
+    d.reload();
+    let reloaded = d.notified("READY=1");
+    assert!(reloaded.contains("RELOADING=1"), "{reloaded:?}");
+    assert!(
+        !reloaded.contains("MAINPID="),
+        "which child serves is PID 1's business: {reloaded:?}"
+    );
+    d.stop();
+    d.notified("STOPPING=1");
 }
