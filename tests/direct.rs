@@ -281,3 +281,66 @@ fn the_supervisor_tells_the_host_unit_ready_reloading_and_stopping() {
     d.stop();
     d.notified("STOPPING=1");
 }
+
+#[test]
+fn systemd_socket_activate_starts_the_container_on_the_first_request() {
+    if skipped("systemd_socket_activate_starts_the_container_on_the_first_request") {
+        return;
+    }
+    let _one = serial();
+    let name = format!("handoff-activate-{}", std::process::id());
+    let addr = format!("127.0.0.1:{}", free_port());
+    // The README's line: the socket bound by systemd's tool, podman started
+    // by the first connection.
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["-l", &addr, "--fdname=http", "-E", "CONTAINERS_CONF"])
+        .args([
+            "podman",
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network=none",
+            image(),
+            "handoff",
+        ])
+        .env(
+            "CONTAINERS_CONF",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
+        )
+        .env_remove("LISTEN_FDS")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let activator = Proc::spawn(cmd);
+    // Nothing runs before the first connection.
+    std::thread::sleep(Duration::from_secs(1));
+    let out = podman(&["inspect", &name]);
+    assert!(
+        !out.status.success(),
+        "the container ran before any request"
+    );
+    // The first connection starts podman; its request is answered, without a
+    // retry. (Refused only while the tool has not bound the socket yet.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        match connect_tcp(&addr) {
+            Ok(c) => break c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("systemd-socket-activate is not listening: {e}"),
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let first = exchange(&mut conn, "GET", "/", "Connection: close\r\n", b"")
+        .expect("answered on the first try");
+    assert_eq!(first.status, 200, "{first:?}");
+    let out = podman(&["stop", &name]);
+    assert!(out.status.success(), "{out:?}");
+    let (status, log) = activator.wait(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+}
