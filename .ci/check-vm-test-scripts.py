@@ -1,24 +1,26 @@
 """Checks the Python that the NixOS VM tests run, rendered by
 vm-test-scripts.nix: it must parse, and every name it reads must be defined
-in the script, a Python builtin, or given by the NixOS test driver."""
+in the script, a Python builtin, or given by the NixOS test driver (its
+functions, and one variable per node)."""
 
 import ast
 import builtins
 import json
 import sys
 
-DRIVER = {"machine", "start_all", "subtest", "driver", "log", "join_all"}
+DRIVER = {"start_all", "subtest", "driver", "log", "join_all"}
 
 scripts = json.load(sys.stdin)
 failed = False
-for name, source in sorted(scripts.items()):
+for name, rendered in sorted(scripts.items()):
+    source = rendered["source"]
     try:
         tree = ast.parse(source, filename=name)
     except SyntaxError as e:
         print(f"{name}: {e}")
         failed = True
         continue
-    defined = set(DRIVER) | set(dir(builtins))
+    defined = set(DRIVER) | set(rendered["nodes"]) | set(dir(builtins))
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             defined.add(node.name)

@@ -7,6 +7,8 @@ let
   pkgs = {
     stdenv.hostPlatform = { inherit system; };
     testers.runNixOSTest = test: test;
+    writeShellScriptBin = name: _: fake name;
+    curl = fake "curl";
     callPackage = _: _: { handoff = fake "handoff-v2"; };
   };
   self = {
@@ -17,14 +19,22 @@ let
     };
     nixosModules.default = { };
   };
-  nodes.machine.system.build.toplevel = fake "toplevel";
+  nodes = {
+    machine.system.build.toplevel = fake "toplevel";
+    web1.system.build.toplevel = fake "toplevel-web1";
+  };
   tests = builtins.attrNames (builtins.readDir ../nix/tests);
+  # The script, and the node names the test driver defines as variables.
   script =
     file:
     let
       test = import (../nix/tests + "/${file}") { inherit pkgs self; };
     in
-    if builtins.isFunction test.testScript then test.testScript { inherit nodes; } else test.testScript;
+    {
+      source =
+        if builtins.isFunction test.testScript then test.testScript { inherit nodes; } else test.testScript;
+      nodes = builtins.attrNames test.nodes;
+    };
 in
 builtins.listToAttrs (
   map (file: {

@@ -62,7 +62,20 @@ let
               default = 30;
               description = ''
                 Seconds that requests in flight may take to finish when the
-                service stops or hands off. `TimeoutStopSec=` is set 15 s above.
+                service stops or hands off. `TimeoutStopSec=` is set 15 s
+                above it and `shutdown_delay` together.
+              '';
+            };
+            options.shutdown_delay = lib.mkOption {
+              type = lib.types.ints.unsigned;
+              default = 0;
+              example = 5;
+              description = ''
+                Lame duck: seconds the service keeps serving after SIGTERM,
+                with `/readyz` answering 503, before it drains, so that a load
+                balancer's health check takes the host out first. Set it above
+                the balancer's time to mark a host down (see handoff's README,
+                "Behind a load balancer"). Not applied to a reload.
               '';
             };
           };
@@ -169,7 +182,7 @@ let
           NotifyAccess = "main";
           ExecStart = command;
           ExecReload = "${command} reload --pid $MAINPID";
-          TimeoutStopSec = app.settings.server.drain_timeout + 15;
+          TimeoutStopSec = app.settings.server.drain_timeout + app.settings.server.shutdown_delay + 15;
           WatchdogSec = 30;
           Restart = "on-failure";
           # Idle keep-alive connections survive a restart in the fd store

@@ -116,6 +116,11 @@ pub struct ServerSettings {
     /// How long in-flight requests may take to finish after SIGTERM.
     #[serde(with = "duration")]
     pub drain_timeout: Duration,
+    /// Lame duck: how long to keep serving after SIGTERM, with `/readyz`
+    /// answering 503, before the drain begins, so that a load balancer's
+    /// health check takes the host out first. Not applied to a reload.
+    #[serde(with = "duration")]
+    pub shutdown_delay: Duration,
     /// Idle time after which a keep-alive connection is closed; 0 disables keep-alive.
     #[serde(with = "duration")]
     pub keep_alive: Duration,
@@ -173,6 +178,7 @@ impl Default for ServerSettings {
             backlog: 1024,
             max_connections: 25_000,
             drain_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             keep_alive: Duration::from_secs(5),
             client_header_timeout: Duration::from_secs(5),
             client_body_timeout: Duration::from_secs(30),
@@ -359,6 +365,13 @@ impl Settings {
                 "must be more than 0s and at most 1h",
             );
         }
+        if s.shutdown_delay > Duration::from_secs(3600) {
+            return bad(
+                "server.shutdown_delay",
+                &duration::display(s.shutdown_delay),
+                "must be at most 1h",
+            );
+        }
         if s.client_header_timeout.is_zero() {
             return bad(
                 "server.client_header_timeout",
@@ -528,6 +541,7 @@ mod tests {
         "server.backlog",
         "server.max_connections",
         "server.drain_timeout",
+        "server.shutdown_delay",
         "server.keep_alive",
         "server.client_header_timeout",
         "server.client_body_timeout",

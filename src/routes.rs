@@ -110,13 +110,18 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// 200 while accepting; 503 once draining, so a load balancer in front of
+/// 200 while accepting; 503 once stopping (the lame duck of
+/// `server.shutdown_delay`, then the drain), so a load balancer in front of
 /// several hosts stops sending here.
 async fn readyz(instance: Option<web::Data<Instance>>) -> HttpResponse {
-    if instance.is_some_and(|i| i.is_draining()) {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "draining" }))
-    } else {
-        HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+    match instance {
+        Some(i) if i.is_draining() => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "draining" }))
+        }
+        Some(i) if i.is_stopping() => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "stopping" }))
+        }
+        _ => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
     }
 }
 

@@ -231,8 +231,10 @@ pub(crate) async fn serve(
         };
         let mut successor = match event {
             Event::Stop(name) => {
-                // Draining. Idle connections go to the fd store if there is
-                // one (a restart's next process serves them), else close.
+                // Lame duck, then Draining.
+                lame_duck(&state, &running, &mut signals, name).await;
+                // Idle connections go to the fd store if there is one (a
+                // restart's next process serves them), else close.
                 let stop = Stop::Signal(name);
                 let to = match handover::store_capacity() {
                     Some(max) => Passing::Store(max),
@@ -293,6 +295,29 @@ pub(crate) async fn serve(
         w.abort();
     }
     Ok(stop)
+}
+
+/// `server.shutdown_delay`: keeps serving with `/readyz` at 503 for that
+/// long, so that a load balancer's health check takes this host out before
+/// anything closes. A second stop signal ends it early.
+async fn lame_duck(state: &AppState, running: &Running, signals: &mut Signals, first: &str) {
+    let delay = state.settings.server.shutdown_delay;
+    if delay.is_zero() {
+        return;
+    }
+    running.factory.instance.begin_lame_duck();
+    let status = format!(
+        "stopping ({first}): serving {} more, /readyz says 503",
+        crate::duration::display(delay)
+    );
+    notify::stopping(&status);
+    tracing::info!(signal = first, delay_ms = ms(delay), "lame duck: {status}");
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        second = signals.stop() => {
+            tracing::info!(signal = second, "second stop signal: draining now");
+        }
+    }
 }
 
 enum Watch {

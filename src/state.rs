@@ -46,11 +46,22 @@ impl AppState {
 #[derive(Debug, Default)]
 pub struct Instance {
     draining: AtomicBool,
+    /// Stopping, but still serving (server.shutdown_delay).
+    lame_duck: AtomicBool,
 }
 
 impl Instance {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Still serving, but about to stop: `/readyz` says 503.
+    pub fn is_stopping(&self) -> bool {
+        self.is_draining() || self.lame_duck.load(Ordering::Acquire)
+    }
+
+    pub fn begin_lame_duck(&self) {
+        self.lame_duck.store(true, Ordering::Release);
     }
 
     /// Marks the instance draining; true the first time only.

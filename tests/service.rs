@@ -580,3 +580,53 @@ fn a_config_path_that_is_not_a_small_regular_file_is_refused_at_once() {
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
+
+#[test]
+fn the_lame_duck_serves_with_readyz_503_then_drains() {
+    // server.shutdown_delay: after SIGTERM, requests are still served (new
+    // connections too) while /readyz says 503, so a load balancer takes the
+    // host out before anything closes; then the drain, then exit 0.
+    let (listener, addr) = tcp_listener();
+    let mut cmd = handoff();
+    cmd.env("HANDOFF__SERVER__SHUTDOWN_DELAY", "2s");
+    let proc = Proc::spawn(with_listen_fds(cmd, vec![listener.into()], None, None));
+    wait_until_serving(&addr, Duration::from_secs(10));
+    assert_eq!(get(&addr, "/readyz").unwrap().status, 200);
+    let stopped = std::time::Instant::now();
+    proc.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    let readyz = get(&addr, "/readyz").unwrap();
+    assert_eq!(readyz.status, 503, "{readyz:?}");
+    assert!(readyz.body.contains("stopping"), "{readyz:?}");
+    assert_eq!(get(&addr, "/").unwrap().status, 200, "still serving");
+    let (status, stderr) = proc.wait(Duration::from_secs(15));
+    assert!(status.success(), "{stderr}");
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "exited after {took:?}, before the delay"
+    );
+    assert!(stderr.contains("lame duck"), "{stderr}");
+}
+
+#[test]
+fn a_second_stop_signal_cuts_the_lame_duck_short() {
+    let (listener, addr) = tcp_listener();
+    let mut cmd = handoff();
+    cmd.env("HANDOFF__SERVER__SHUTDOWN_DELAY", "60s");
+    let proc = Proc::spawn(with_listen_fds(cmd, vec![listener.into()], None, None));
+    wait_until_serving(&addr, Duration::from_secs(10));
+    proc.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(get(&addr, "/readyz").unwrap().status, 503);
+    let second = std::time::Instant::now();
+    proc.signal(libc::SIGTERM);
+    let (status, stderr) = proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "{stderr}");
+    assert!(
+        second.elapsed() < Duration::from_secs(3),
+        "took {:?} after the second SIGTERM",
+        second.elapsed()
+    );
+    assert!(stderr.contains("second stop signal"), "{stderr}");
+}
