@@ -164,8 +164,8 @@ fn reload(
 
 fn serve<A: AppSettings>(name: &str, service: Service<A>, settings: Settings, app: A) -> u8 {
     // Until the lifecycle handles them, these signals wait instead of
-    // killing us (see server::Signals).
-    server::block_lifecycle_signals();
+    // killing us (see signals).
+    crate::signals::block();
     telemetry::init(&settings.log, name);
     raise_fd_limit();
     // Before the runtime starts any thread: these edit the environment.

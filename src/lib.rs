@@ -39,6 +39,7 @@ mod reload;
 mod routes;
 mod server;
 mod service;
+mod signals;
 mod state;
 mod successor;
 mod supervisor;

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::config::Settings;
@@ -36,6 +35,7 @@ use crate::handover::{self, Handover};
 use crate::http::{self, Factory, ServeError};
 use crate::listeners::Taken;
 use crate::notify;
+use crate::signals::{Event, Signals};
 use crate::state::{AppState, Instance};
 use crate::successor::Successor;
 
@@ -86,95 +86,6 @@ pub type Adopt = mpsc::UnboundedSender<OwnedFd>;
 /// its successor dies, even when its own drain ends sooner.
 pub const STANDBY: Duration = Duration::from_secs(2);
 
-/// The signals the lifecycle acts on, installed at Start.
-struct Signals {
-    term: Signal,
-    int: Signal,
-    hup: Signal,
-    /// systemd's stop signal, which container images set as theirs.
-    rtmin3: Signal,
-}
-
-/// The signals the lifecycle handles, as a set for sigprocmask(2).
-fn lifecycle_sigset() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill the set we own.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [
-            libc::SIGHUP,
-            libc::SIGTERM,
-            libc::SIGINT,
-            libc::SIGRTMIN() + 3,
-        ] {
-            libc::sigaddset(&mut set, sig);
-        }
-        set
-    }
-}
-
-/// Blocks SIGHUP, SIGTERM and SIGINT in the calling thread (and the threads
-/// it starts later). Called first thing, so that a signal that arrives while
-/// the process starts (a successor is signalled the moment it is ready) is
-/// kept pending until [`Signals::install`] handles it, not fatal: their
-/// default action is to terminate.
-pub fn block_lifecycle_signals() {
-    let set = lifecycle_sigset();
-    // SAFETY: changes this thread's mask only.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-}
-
-/// Lets the lifecycle signals through to this thread again, pending ones
-/// included, once they are handled. Threads started meanwhile keep them
-/// blocked, so they are delivered here.
-pub fn unblock_lifecycle_signals() {
-    let set = lifecycle_sigset();
-    // SAFETY: changes this thread's mask only.
-    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
-}
-
-impl Signals {
-    fn install() -> Result<Self, ServeError> {
-        let on = |kind| signal(kind).map_err(ServeError::Signals);
-        let signals = Self {
-            term: on(SignalKind::terminate())?,
-            int: on(SignalKind::interrupt())?,
-            hup: on(SignalKind::hangup())?,
-            rtmin3: on(SignalKind::from_raw(libc::SIGRTMIN() + 3))?,
-        };
-        unblock_lifecycle_signals();
-        Ok(signals)
-    }
-
-    /// The next stop signal, by name.
-    async fn stop(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-            _ = self.rtmin3.recv() => "SIGRTMIN+3",
-        }
-    }
-
-    /// The next signal that ends the Serving state.
-    async fn next(&mut self) -> Event {
-        tokio::select! {
-            _ = self.term.recv() => Event::Stop("SIGTERM"),
-            _ = self.int.recv() => Event::Stop("SIGINT"),
-            _ = self.rtmin3.recv() => Event::Stop("SIGRTMIN+3"),
-            _ = self.hup.recv() => {
-                tracing::info!("SIGHUP: handing the listeners to a new process");
-                Event::Reload
-            }
-        }
-    }
-}
-
-/// What ends the Serving state.
-enum Event {
-    Stop(&'static str),
-    Reload,
-}
-
 /// Serves until a stop signal (drain, then return) or a hand-off whose
 /// successor keeps serving (drain, then return).
 pub(crate) async fn serve(
@@ -186,7 +97,7 @@ pub(crate) async fn serve(
     lifecycle: &mut impl Lifecycle,
 ) -> Result<Stop, ServeError> {
     // Start.
-    let mut signals = Signals::install()?;
+    let mut signals = Signals::install().map_err(ServeError::Signals)?;
     let supervised = notify::supervised();
     let state = actix_web::web::Data::new(AppState::new(settings, generation));
     for hook in &application.on_start {
@@ -226,7 +137,12 @@ pub(crate) async fn serve(
     let stop = loop {
         // Serving.
         let event = tokio::select! {
-            event = signals.next() => event,
+            event = signals.next() => {
+                if event == Event::Reload {
+                    tracing::info!("SIGHUP: handing the listeners to a new process");
+                }
+                event
+            }
             () = lifecycle.reload_requested() => Event::Reload,
         };
         let mut successor = match event {

@@ -32,6 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::exit;
 use crate::listeners::Taken;
+use crate::signals::{Event, Signals};
 use crate::successor::{self, Launch};
 
 /// True when this process is PID 1 and should supervise rather than serve.
@@ -130,11 +131,11 @@ async fn supervise(listeners: Vec<Taken>, ready_timeout: Duration) -> u8 {
                 }
             }
             signal = signals.next() => match signal {
-                Signal::Reload => {
+                Event::Reload => {
                     tracing::info!(pid = main, "SIGHUP: the serving generation hands off");
                     send(main, libc::SIGHUP);
                 }
-                Signal::Stop(name) => {
+                Event::Stop(name) => {
                     tracing::info!(signal = name, pid = main, "stopping: the serving generation drains");
                     stopping = true;
                     send(main, libc::SIGTERM);
@@ -232,38 +233,4 @@ fn bind_notify() -> io::Result<(UnixDatagram, String)> {
         }
     }
     Err(last)
-}
-
-enum Signal {
-    Reload,
-    Stop(&'static str),
-}
-
-struct Signals {
-    hup: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    rtmin3: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> io::Result<Self> {
-        let signals = Self {
-            hup: signal(SignalKind::hangup())?,
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            rtmin3: signal(SignalKind::from_raw(libc::SIGRTMIN() + 3))?,
-        };
-        crate::server::unblock_lifecycle_signals();
-        Ok(signals)
-    }
-
-    async fn next(&mut self) -> Signal {
-        tokio::select! {
-            _ = self.hup.recv() => Signal::Reload,
-            _ = self.term.recv() => Signal::Stop("SIGTERM"),
-            _ = self.int.recv() => Signal::Stop("SIGINT"),
-            _ = self.rtmin3.recv() => Signal::Stop("SIGRTMIN+3"),
-        }
-    }
 }
