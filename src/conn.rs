@@ -30,7 +30,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -78,19 +78,34 @@ impl ConnState {
 
 /// A stream the server accepts: TCP or unix, with write readiness exposed so
 /// that reading can wait for it.
-pub trait Stream: AsyncRead + AsyncWrite + AsRawFd + AsFd + Unpin + 'static {
+pub trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Sized + 'static {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// The stream for a connected socket handed to this process.
+    fn from_fd(fd: OwnedFd) -> io::Result<Self>;
 }
 
 impl Stream for tokio::net::TcpStream {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_write_ready(cx)
     }
+
+    fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let std = std::net::TcpStream::from(fd);
+        std.set_nonblocking(true)?;
+        Self::from_std(std)
+    }
 }
 
 impl Stream for tokio::net::UnixStream {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_write_ready(cx)
+    }
+
+    fn from_fd(fd: OwnedFd) -> io::Result<Self> {
+        let std = std::os::unix::net::UnixStream::from(fd);
+        std.set_nonblocking(true)?;
+        Self::from_std(std)
     }
 }
 
@@ -163,7 +178,7 @@ impl<S: Stream> Conn<S> {
         // the wait), or bytes already waiting. Serve those instead, with
         // `Connection: close`. Passed on, their bytes go with them.
         if !self.handover.passes()
-            && (self.framing.requests() == 0 || has_unread_input(self.io.as_raw_fd()))
+            && (self.framing.requests() == 0 || has_unread_input(self.io.as_fd()))
         {
             return false;
         }
@@ -221,10 +236,10 @@ impl<S: Stream> Conn<S> {
 }
 
 /// Whether the client sent bytes this process has not read yet.
-fn has_unread_input(fd: RawFd) -> bool {
+fn has_unread_input(fd: BorrowedFd<'_>) -> bool {
     let mut pending: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int we own; fd is the connection's.
-    let rc = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut pending) };
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut pending) };
     rc == 0 && pending > 0
 }
 
@@ -304,17 +319,5 @@ impl<S: Stream> AsyncWrite for Conn<S> {
             Poll::Pending => this.poll_stall(cx).map_ok(|_| ()),
             done => done,
         }
-    }
-}
-
-impl<S: Stream> AsRawFd for Conn<S> {
-    fn as_raw_fd(&self) -> RawFd {
-        self.io.as_raw_fd()
-    }
-}
-
-impl<S: Stream> AsFd for Conn<S> {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.io.as_fd()
     }
 }

@@ -104,7 +104,7 @@ impl Factory {
     /// or kept in systemd's store): idle, so the next bytes on each are the
     /// start of a request. On this thread, beside the workers, until closed.
     pub async fn adopt_all(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>) {
-        use actix_service::{Service, ServiceFactory};
+        use actix_service::ServiceFactory;
         let (Ok(tcp), Ok(unix)) = (
             self.service::<tokio::net::TcpStream>()
                 .new_service(())
@@ -130,29 +130,30 @@ impl Factory {
                 .local_addr()
                 .is_ok_and(|a| a.is_unix());
             let served = if unix_socket {
-                let std = std::os::unix::net::UnixStream::from(fd);
-                std.set_nonblocking(true)
-                    .and_then(|()| tokio::net::UnixStream::from_std(std))
-                    .map(|io| {
-                        let svc = unix.clone();
-                        self.adopted.spawn_local(async move { svc.call(io).await })
-                    })
+                self.serve_adopted(&unix, fd)
             } else {
-                let std = std::net::TcpStream::from(fd);
-                std.set_nonblocking(true)
-                    .and_then(|()| tokio::net::TcpStream::from_std(std))
-                    .map(|io| {
-                        let svc = tcp.clone();
-                        self.adopted.spawn_local(async move { svc.call(io).await })
-                    })
+                self.serve_adopted(&tcp, fd)
             };
             match served {
-                Ok(_) => {
+                Ok(()) => {
                     self.state.metrics.connections.adopted.inc();
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot serve an adopted connection"),
             }
         }
+    }
+
+    /// Serves one adopted connection with `service`, on this thread.
+    fn serve_adopted<S, Svc>(&self, service: &std::rc::Rc<Svc>, fd: OwnedFd) -> std::io::Result<()>
+    where
+        S: Stream,
+        Svc: actix_service::Service<S> + 'static,
+    {
+        let io = S::from_fd(fd)?;
+        let service = service.clone();
+        self.adopted
+            .spawn_local(async move { service.call(io).await });
+        Ok(())
     }
 
     pub fn service<S: Stream + PeerAddr>(

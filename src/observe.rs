@@ -47,20 +47,19 @@ pub async fn observe(
 
     let max = state.settings.limits.max_body_bytes;
     let announced = announced_length(&req);
+    let conn = req.conn_data::<std::rc::Rc<ConnState>>().cloned();
     // A body is coming: bound the time to receive it, and learn whether the
     // handler read it to the end.
     let body = (has_body(&req, announced)).then(|| {
-        let conn = req.conn_data::<std::rc::Rc<ConnState>>().cloned();
         // A backstop: a handler reading the body under the same timeout
         // (`/echo`) answers 408 first; the connection ends just after.
         let deadline = tokio::time::Instant::now()
             + state.settings.server.client_body_timeout
             + BODY_DEADLINE_GRACE;
-        let (payload, finished) = Tracked::wrap(req.take_payload(), conn, deadline);
+        let (payload, finished) = Tracked::wrap(req.take_payload(), conn.clone(), deadline);
         req.set_payload(payload);
         finished
     });
-    let conn = req.conn_data::<std::rc::Rc<ConnState>>().cloned();
     let mut res = match announced {
         Some(len) if len > max as u64 => {
             let (http_req, _) = req.into_parts();
