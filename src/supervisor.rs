@@ -76,15 +76,11 @@ async fn supervise(listeners: Vec<Taken>, ready_timeout: Duration) -> u8 {
             return exit::SOFTWARE;
         }
     };
-    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k != "NOTIFY_SOCKET")
-        .collect();
-    env.push(("NOTIFY_SOCKET".to_owned(), address.clone()));
+    // The child's NOTIFY_SOCKET is set to ours by spawn_with_notify.
     let launch = Launch {
-        exe,
+        exe: std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into()),
         args: std::env::args().skip(1).collect(),
-        env,
+        env: std::env::vars().collect(),
     };
     // Generation 1, started like a successor of this process: the sockets at
     // 3.., ready reported on a channel, its failure reported here.
@@ -109,7 +105,6 @@ async fn supervise(listeners: Vec<Taken>, ready_timeout: Duration) -> u8 {
 
     let mut stopping = false;
     let mut buf = vec![0u8; 4096];
-    let mut reap_tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
             received = notify.recv(&mut buf) => {
@@ -141,8 +136,8 @@ async fn supervise(listeners: Vec<Taken>, ready_timeout: Duration) -> u8 {
                     send(main, libc::SIGTERM);
                 }
             },
+            // SIGCHLD: tokio keeps one that arrives between two waits.
             _ = child.recv() => {}
-            _ = reap_tick.tick() => {}
         }
         // Reap every child that exited: generations, and orphans reparented
         // to PID 1.
