@@ -6,25 +6,38 @@
 //! (handoff names its pid in `/` and `/delay/{ms}` answers).
 //!
 //! One retry is made, and counted, in exactly one case: a request written on a
-//! *reused* keep-alive connection that the server closed before sending any
-//! byte of a response. RFC 9112 §9.3.1 lets a client retry an idempotent
-//! request then, and Go's net/http, curl and browsers all do; a server closing
-//! an idle keep-alive connection always races with a client reusing it. Every
-//! other failure counts: connect errors, resets, EOF after a response began,
-//! timeouts, non-2xx statuses.
+//! *reused* keep-alive connection that the server closed (EOF, reset) before
+//! sending any byte of a response. RFC 9112 §9.3.1 lets a client retry an
+//! idempotent request then, and Go's net/http, curl and browsers all do; a
+//! server closing an idle keep-alive connection always races with a client
+//! reusing it. Every other failure counts: connect errors, resets, EOF after
+//! a response began, timeouts, non-2xx statuses, malformed answers. A test
+//! asserts `retried == 0` too: a server that closes kept connections at a
+//! restart shows there, even though the retry hid it from `failed`.
 //!
 //! Pooled clients ([`Group::pooled`]) are how load balancers and HTTP client
 //! pools send: one kept connection each, a random pause between requests,
 //! `POST` with a body (not idempotent), and **no retry of any kind**. Each
 //! answer must echo the body sent, byte for byte (`POST /echo`), so a request
 //! read twice or partly lost counts as failed too.
+//!
+//! A test that disrupts the server runs the load in the background with
+//! [`Load`], marks each disruption, and ends the load only after the last one
+//! has settled; [`Report::check`] fails a run in which a disruption fell
+//! outside the load.
+
+mod http;
+mod load;
+
+pub use load::{Load, Mark, Report};
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Clients that request the same path the same way.
@@ -88,6 +101,8 @@ impl Group {
 pub struct Plan {
     pub addr: SocketAddr,
     pub groups: Vec<Group>,
+    /// How long the load runs at most: [`run`] runs this long; a [`Load`]
+    /// stops earlier when the test finishes it.
     pub duration: Duration,
     /// A request (connect to last body byte) taking longer is a failure.
     pub request_timeout: Duration,
@@ -153,24 +168,60 @@ pub struct Sample {
     pub retried: bool,
 }
 
-/// Runs the plan to its end and returns every request's sample.
+impl Sample {
+    /// When the answer (or the failure) came, from the start of the run.
+    pub fn end_us(&self) -> u64 {
+        self.start_us + self.latency_us
+    }
+}
+
+/// Runs the plan until its `duration` ends and returns every request's sample.
 pub async fn run(plan: &Plan) -> Vec<Sample> {
+    run_until(plan, Instant::now(), Arc::new(AtomicBool::new(false))).await
+}
+
+/// Runs the plan until `stop` resolves, with its `duration` as a ceiling;
+/// every request's sample, and whether `stop` came before the ceiling.
+pub async fn run_until_stopped(
+    plan: &Plan,
+    stop: impl std::future::Future<Output = ()>,
+) -> (Vec<Sample>, bool) {
     let origin = Instant::now();
+    let flag = Arc::new(AtomicBool::new(false));
+    let load = run_until(plan, origin, flag.clone());
+    tokio::pin!(load);
+    tokio::select! {
+        samples = &mut load => return (samples, false),
+        () = stop => {}
+    }
+    let stopped_in_time = origin.elapsed() < plan.duration;
+    flag.store(true, Ordering::Release);
+    (load.await, stopped_in_time)
+}
+
+/// Runs the plan from `origin` until `stop` is set or its `duration` ends,
+/// whichever comes first; clients finish the request they are in.
+async fn run_until(plan: &Plan, origin: Instant, stop: Arc<AtomicBool>) -> Vec<Sample> {
     let deadline = origin + plan.duration;
     let mut tasks = Vec::new();
     for (gi, group) in plan.groups.iter().enumerate() {
         for ci in 0..group.clients {
             let group = group.clone();
-            let addr = plan.addr;
-            let timeout = plan.request_timeout;
+            let run = Running {
+                group_index: gi,
+                addr: plan.addr,
+                timeout: plan.request_timeout,
+                origin,
+                deadline,
+                stop: stop.clone(),
+            };
             tasks.push(tokio::spawn(async move {
                 match group.pooled_pause {
                     Some(pause) => {
                         let seed = (gi as u64) << 32 | ci as u64;
-                        pooled_client(gi, &group, pause, seed, addr, timeout, origin, deadline)
-                            .await
+                        pooled_client(&run, &group, pause, seed).await
                     }
-                    None => client(gi, &group, addr, timeout, origin, deadline).await,
+                    None => client(&run, &group).await,
                 }
             }));
         }
@@ -183,14 +234,40 @@ pub async fn run(plan: &Plan) -> Vec<Sample> {
     samples
 }
 
-async fn client(
+/// What every client of a run shares.
+struct Running {
     group_index: usize,
-    group: &Group,
     addr: SocketAddr,
     timeout: Duration,
     origin: Instant,
     deadline: Instant,
-) -> Vec<Sample> {
+    stop: Arc<AtomicBool>,
+}
+
+impl Running {
+    fn go_on(&self) -> bool {
+        Instant::now() < self.deadline && !self.stop.load(Ordering::Acquire)
+    }
+
+    fn sample(
+        &self,
+        started: Instant,
+        outcome: Outcome,
+        pid: Option<u32>,
+        retried: bool,
+    ) -> Sample {
+        Sample {
+            group: self.group_index,
+            start_us: micros(started - self.origin),
+            latency_us: micros(started.elapsed()),
+            outcome,
+            pid,
+            retried,
+        }
+    }
+}
+
+async fn client(run: &Running, group: &Group) -> Vec<Sample> {
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: loadgen\r\nUser-Agent: handoff-loadgen\r\n{}\r\n",
         group.path,
@@ -202,49 +279,12 @@ async fn client(
     );
     let mut conn: Option<TcpStream> = None;
     let mut samples = Vec::new();
-    while Instant::now() < deadline {
+    while run.go_on() {
         let started = Instant::now();
-        let reused = conn.is_some();
-        let mut result = tokio::time::timeout(timeout, attempt(&mut conn, addr, &request)).await;
-        let mut retried = false;
-        if reused
-            && matches!(
-                result,
-                Ok(Err(Failure {
-                    before_response: true,
-                    ..
-                }))
-            )
-        {
-            retried = true;
-            conn = None;
-            let left = timeout.saturating_sub(started.elapsed());
-            result = tokio::time::timeout(left, attempt(&mut conn, addr, &request)).await;
-        }
-        let (outcome, pid, keep) = match result {
-            Err(_) => (Outcome::Timeout, None, false),
-            Ok(Err(f)) => (f.outcome, None, false),
-            Ok(Ok(resp)) => {
-                let outcome = if (200..300).contains(&resp.status) {
-                    Outcome::Ok
-                } else {
-                    Outcome::Status(resp.status)
-                };
-                (outcome, resp.pid, resp.keep_alive && group.keep_alive)
-            }
-        };
-        if !keep {
-            conn = None;
-        }
+        let (outcome, pid, retried) =
+            get(run, &mut conn, request.as_bytes(), group.keep_alive).await;
         let failed = !outcome.is_ok();
-        samples.push(Sample {
-            group: group_index,
-            start_us: micros(started - origin),
-            latency_us: micros(started.elapsed()),
-            outcome,
-            pid,
-            retried,
-        });
+        samples.push(run.sample(started, outcome, pid, retried));
         if failed {
             // Do not spin on a dead server: a short pause, like a client's backoff.
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -253,65 +293,112 @@ async fn client(
     samples
 }
 
+/// One GET with the RFC 9112 retry: the outcome, the answering pid, and
+/// whether the retry happened. Leaves `conn` open only for a kept connection.
+async fn get(
+    run: &Running,
+    conn: &mut Option<TcpStream>,
+    request: &[u8],
+    keep_alive: bool,
+) -> (Outcome, Option<u32>, bool) {
+    let started = Instant::now();
+    let reused = conn.is_some();
+    let mut result =
+        tokio::time::timeout(run.timeout, http::exchange(conn, run.addr, request)).await;
+    let mut retried = false;
+    if reused
+        && matches!(
+            result,
+            Ok(Err(http::Failure {
+                closed_before_response: true,
+                ..
+            }))
+        )
+    {
+        retried = true;
+        *conn = None;
+        let left = run.timeout.saturating_sub(started.elapsed());
+        result = tokio::time::timeout(left, http::exchange(conn, run.addr, request)).await;
+    }
+    let (outcome, pid, keep) = match result {
+        Err(_) => (Outcome::Timeout, None, false),
+        Ok(Err(f)) => (f.outcome, None, false),
+        Ok(Ok(resp)) => {
+            let outcome = if (200..300).contains(&resp.status) {
+                Outcome::Ok
+            } else {
+                Outcome::Status(resp.status)
+            };
+            let pid = pid_in(&String::from_utf8_lossy(&resp.body));
+            (outcome, pid, resp.keep_alive && keep_alive)
+        }
+    };
+    if !keep {
+        *conn = None;
+    }
+    (outcome, pid, retried)
+}
+
 /// A client of a connection pool: see the crate docs. A new connection only
 /// after the server closed the last one (as a pool does), never a retry.
-#[allow(clippy::too_many_arguments)]
 async fn pooled_client(
-    group_index: usize,
+    run: &Running,
     group: &Group,
     max_pause: Duration,
     seed: u64,
-    addr: SocketAddr,
-    timeout: Duration,
-    origin: Instant,
-    deadline: Instant,
 ) -> Vec<Sample> {
     let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut conn: Option<TcpStream> = None;
     let mut samples = Vec::new();
     let mut n: u64 = 0;
-    while Instant::now() < deadline {
+    while run.go_on() {
         n += 1;
-        // A body that differs per request, so an echo of another one shows.
-        let body = format!(
-            "client {seed:x} request {n} {}",
-            "x".repeat((n % 64) as usize)
-        );
-        let request = format!(
-            "POST {} HTTP/1.1\r\nHost: loadgen\r\nUser-Agent: handoff-loadgen\r\n\
-             Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{body}",
-            group.path,
-            body.len()
-        );
         let started = Instant::now();
-        let result = tokio::time::timeout(timeout, attempt(&mut conn, addr, &request)).await;
-        let (outcome, keep) = match result {
-            Err(_) => (Outcome::Timeout, false),
-            Ok(Err(f)) => (f.outcome, false),
-            Ok(Ok(resp)) if !(200..300).contains(&resp.status) => {
-                (Outcome::Status(resp.status), false)
-            }
-            Ok(Ok(resp)) if resp.body != body.as_bytes() => (
-                Outcome::Io("echo differs from the body sent".to_owned()),
-                false,
-            ),
-            Ok(Ok(resp)) => (Outcome::Ok, resp.keep_alive),
-        };
-        if !keep {
-            conn = None;
-        }
-        samples.push(Sample {
-            group: group_index,
-            start_us: micros(started - origin),
-            latency_us: micros(started.elapsed()),
-            outcome,
-            pid: None,
-            retried: false,
-        });
+        let outcome = post_echo(run, &mut conn, &group.path, seed, n).await;
+        samples.push(run.sample(started, outcome, None, false));
         let pause = max_pause.mul_f64(rng.unit());
         tokio::time::sleep(pause).await;
     }
     samples
+}
+
+/// One pooled `POST`, never retried; its answer must echo the body.
+async fn post_echo(
+    run: &Running,
+    conn: &mut Option<TcpStream>,
+    path: &str,
+    seed: u64,
+    n: u64,
+) -> Outcome {
+    // A body that differs per request, so an echo of another one shows.
+    let body = format!(
+        "client {seed:x} request {n} {}",
+        "x".repeat((n % 64) as usize)
+    );
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: loadgen\r\nUser-Agent: handoff-loadgen\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let result = tokio::time::timeout(
+        run.timeout,
+        http::exchange(conn, run.addr, request.as_bytes()),
+    )
+    .await;
+    let (outcome, keep) = match result {
+        Err(_) => (Outcome::Timeout, false),
+        Ok(Err(f)) => (f.outcome, false),
+        Ok(Ok(resp)) if !(200..300).contains(&resp.status) => (Outcome::Status(resp.status), false),
+        Ok(Ok(resp)) if resp.body != body.as_bytes() => (
+            Outcome::Io("echo differs from the body sent".to_owned()),
+            false,
+        ),
+        Ok(Ok(resp)) => (Outcome::Ok, resp.keep_alive),
+    };
+    if !keep {
+        *conn = None;
+    }
+    outcome
 }
 
 /// A small deterministic generator for the pauses (no dependency needed).
@@ -329,120 +416,6 @@ impl XorShift {
 
 fn micros(d: Duration) -> u64 {
     d.as_micros().try_into().unwrap_or(u64::MAX)
-}
-
-struct Failure {
-    outcome: Outcome,
-    /// Nothing of a response arrived: the request may not have been seen.
-    before_response: bool,
-}
-
-struct Response {
-    status: u16,
-    keep_alive: bool,
-    pid: Option<u32>,
-    body: Vec<u8>,
-}
-
-async fn attempt(
-    conn: &mut Option<TcpStream>,
-    addr: SocketAddr,
-    request: &str,
-) -> Result<Response, Failure> {
-    if conn.is_none() {
-        let stream = TcpStream::connect(addr).await.map_err(|e| Failure {
-            outcome: Outcome::Connect(io_kind(&e)),
-            before_response: true,
-        })?;
-        let _ = stream.set_nodelay(true);
-        *conn = Some(stream);
-    }
-    let stream = conn.as_mut().expect("connected above");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| io_failure(&e, true))?;
-
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|e| io_failure(&e, buf.is_empty()))?;
-        if n == 0 {
-            return Err(Failure {
-                outcome: Outcome::Eof,
-                before_response: buf.is_empty(),
-            });
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut parsed = httparse::Response::new(&mut headers);
-        let head_len = match parsed.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) => continue,
-            Err(e) => {
-                return Err(Failure {
-                    outcome: Outcome::Io(format!("bad response: {e}")),
-                    before_response: false,
-                });
-            }
-        };
-        let status = parsed.code.unwrap_or(0);
-        let header = |name: &str| {
-            parsed
-                .headers
-                .iter()
-                .find(|h| h.name.eq_ignore_ascii_case(name))
-                .map(|h| String::from_utf8_lossy(h.value).to_ascii_lowercase())
-        };
-        let length: usize = header("content-length")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        let keep_alive = header("connection").is_none_or(|v| !v.contains("close"));
-        while buf.len() < head_len + length {
-            let n = stream
-                .read(&mut chunk)
-                .await
-                .map_err(|e| io_failure(&e, false))?;
-            if n == 0 {
-                return Err(Failure {
-                    outcome: Outcome::Eof,
-                    before_response: false,
-                });
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_len..head_len + length].to_vec();
-        return Ok(Response {
-            status,
-            keep_alive,
-            pid: pid_in(&String::from_utf8_lossy(&body)),
-            body,
-        });
-    }
-}
-
-fn io_kind(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "refused".into(),
-        std::io::ErrorKind::ConnectionReset => "reset".into(),
-        std::io::ErrorKind::TimedOut => "timeout".into(),
-        other => format!("{other:?}").to_lowercase(),
-    }
-}
-
-fn io_failure(e: &std::io::Error, before_response: bool) -> Failure {
-    let outcome = match e.kind() {
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => Outcome::Reset,
-        std::io::ErrorKind::UnexpectedEof => Outcome::Eof,
-        _ => Outcome::Io(io_kind(e)),
-    };
-    Failure {
-        outcome,
-        before_response,
-    }
 }
 
 /// The pid in `handoff 0.1.0 pid 42 ...` or `{"slept_ms":1,"pid":42}`.
@@ -535,6 +508,26 @@ pub fn summarize(plan: &Plan, samples: &[Sample]) -> Vec<Stats> {
     out
 }
 
+/// For each answering pid, in the order they first answered: when its
+/// first and its last answer came (from the start of the run, µs). A
+/// hand-off shows as a successor whose first answer comes before the old
+/// process's last one.
+pub fn pid_spans(samples: &[Sample]) -> Vec<(u32, u64, u64)> {
+    let mut spans: Vec<(u32, u64, u64)> = Vec::new();
+    for s in samples {
+        let Some(pid) = s.pid else { continue };
+        let end = s.end_us();
+        match spans.iter_mut().find(|(p, _, _)| *p == pid) {
+            Some((_, first, last)) => {
+                *first = (*first).min(end);
+                *last = (*last).max(end);
+            }
+            None => spans.push((pid, end, end)),
+        }
+    }
+    spans
+}
+
 /// Distinct pids in the order they first answered.
 pub fn pids_in_order(samples: &[Sample]) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -547,46 +540,4 @@ pub fn pids_in_order(samples: &[Sample]) -> Vec<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_pid_in_both_answer_shapes() {
-        assert_eq!(
-            pid_in("handoff 0.1.0 pid 42 generation 1 started x\n"),
-            Some(42)
-        );
-        assert_eq!(pid_in(r#"{"slept_ms":1000,"pid":7}"#), Some(7));
-        assert_eq!(pid_in("hello"), None);
-    }
-
-    #[test]
-    fn parses_group_specs() {
-        let g = Group::parse("slow:/delay/1000:8:close").unwrap();
-        assert_eq!((g.clients, g.keep_alive), (8, false));
-        assert!(Group::parse("x:/:n:ka").is_err());
-        assert!(Group::parse("x:/:1:maybe").is_err());
-        let p = Group::parse("pool:/echo:32:pooled300").unwrap();
-        assert_eq!(p.pooled_pause, Some(Duration::from_millis(300)));
-        assert!(Group::parse("pool:/echo:32:pooledx").is_err());
-    }
-
-    #[test]
-    fn percentiles_and_failure_kinds() {
-        let mk = |lat_ms: u64, outcome| Sample {
-            group: 0,
-            start_us: 0,
-            latency_us: lat_ms * 1000,
-            outcome,
-            pid: None,
-            retried: false,
-        };
-        let mut samples: Vec<Sample> = (1..=100).map(|i| mk(i, Outcome::Ok)).collect();
-        samples.push(mk(500, Outcome::Reset));
-        let s = Stats::of("t", &samples);
-        assert_eq!((s.requests, s.failed), (101, 1));
-        assert_eq!(s.p50_ms, 51.0);
-        assert_eq!(s.max_ms, 500.0);
-        assert_eq!(s.failures, vec![("reset".to_string(), 1)]);
-    }
-}
+mod tests;

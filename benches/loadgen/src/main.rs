@@ -1,5 +1,12 @@
 //! `loadgen --addr 127.0.0.1:8080 --duration 30 --group fast:/:24:ka --group slow:/delay/1000:8:close`
 //! prints per-group figures; `--samples FILE` writes every request as JSON lines.
+//!
+//! The load runs until SIGTERM or SIGINT (clients finish the request they
+//! are in), or until `--duration` seconds, its ceiling. Exit status: 0 when
+//! every request succeeded without a retry and the load was stopped before
+//! its ceiling; 1 when a request failed or was retried; 2 when the load hit
+//! its ceiling before it was stopped (disruptions after that point happened
+//! without load, so the run proves nothing about them).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -13,10 +20,10 @@ use loadgen::{Group, Plan};
 struct Args {
     #[arg(long)]
     addr: SocketAddr,
-    /// Seconds to run.
+    /// Ceiling in seconds: the load ends here if nothing stopped it before.
     #[arg(long, default_value_t = 30)]
     duration: u64,
-    /// name:path:clients:ka|close; repeat for several groups.
+    /// name:path:clients:ka|close|pooledMS; repeat for several groups.
     #[arg(long = "group", value_parser = Group::parse, required = true)]
     groups: Vec<Group>,
     /// Seconds after which a request counts as timed out.
@@ -36,9 +43,29 @@ async fn main() -> std::process::ExitCode {
         duration: Duration::from_secs(args.duration),
         request_timeout: Duration::from_secs(args.timeout),
     };
-    let samples = loadgen::run(&plan).await;
+    let stop = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    let (samples, stopped) = loadgen::run_until_stopped(&plan, stop).await;
     for stats in loadgen::summarize(&plan, &samples) {
         println!("{stats}");
+    }
+    for (pid, first, last) in loadgen::pid_spans(&samples) {
+        println!(
+            "pid {pid} answered from {:.3} s to {:.3} s",
+            first as f64 / 1e6,
+            last as f64 / 1e6
+        );
     }
     if let Some(path) = args.samples {
         let mut out =
@@ -48,6 +75,15 @@ async fn main() -> std::process::ExitCode {
             out.write_all(b"\n").expect("write sample");
         }
     }
-    let failed = samples.iter().any(|s| !s.outcome.is_ok());
-    std::process::ExitCode::from(u8::from(failed))
+    if samples.iter().any(|s| !s.outcome.is_ok() || s.retried) {
+        return std::process::ExitCode::from(1);
+    }
+    if !stopped {
+        println!(
+            "the load reached its ceiling of {} s before it was stopped",
+            args.duration
+        );
+        return std::process::ExitCode::from(2);
+    }
+    std::process::ExitCode::SUCCESS
 }
