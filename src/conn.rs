@@ -30,7 +30,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -172,14 +172,12 @@ impl<S: Stream> Conn<S> {
         if self.drain.as_mut().poll(cx).is_pending() || !self.is_idle() {
             return false;
         }
-        // With nowhere to pass it, closing would lose a request the client
-        // sent or is about to send: a brand-new connection's first request
-        // (its client writes right after connecting; the head timeout bounds
-        // the wait), or bytes already waiting. Serve those instead, with
-        // `Connection: close`. Passed on, their bytes go with them.
-        if !self.handover.passes()
-            && (self.framing.requests() == 0 || has_unread_input(self.io.as_fd()))
-        {
+        // With nowhere to pass it, closing an idle connection now would fail
+        // whatever request its client is writing at this instant (the 502 of
+        // every deploy behind a pool). It is not closed: its next request is
+        // served, answered with `Connection: close`, or the keep-alive timer
+        // ends it as at any other time. Passed on, its bytes go with it.
+        if !self.handover.passes() {
             return false;
         }
         self.release = match self.handover.offer(&self.io) {
@@ -233,14 +231,6 @@ impl<S: Stream> Conn<S> {
             Poll::Pending => Poll::Pending,
         }
     }
-}
-
-/// Whether the client sent bytes this process has not read yet.
-fn has_unread_input(fd: BorrowedFd<'_>) -> bool {
-    let mut pending: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int we own; fd is the connection's.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut pending) };
-    rc == 0 && pending > 0
 }
 
 impl<S: Stream> AsyncRead for Conn<S> {
