@@ -182,6 +182,9 @@ let
           NotifyAccess = "main";
           ExecStart = command;
           ExecReload = "${command} reload --pid $MAINPID";
+          # After a reload the main process is not systemd's child; this
+          # signals it and waits until it has drained (see src/stop.rs).
+          ExecStop = "${app.executable} stop --pid=\${MAINPID}";
           TimeoutStopSec = app.settings.server.drain_timeout + app.settings.server.shutdown_delay + 15;
           WatchdogSec = 30;
           Restart = "on-failure";

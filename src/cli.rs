@@ -46,6 +46,15 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         exe: Option<PathBuf>,
     },
+    /// Send the running process PID SIGTERM and wait until it has exited
+    /// (the unit's ExecStop=: systemd cannot wait for a process it did not
+    /// start, which the main process is after a reload). Reads no
+    /// configuration.
+    Stop {
+        /// The running handoff process (systemd: $MAINPID); empty when none.
+        #[arg(long, value_name = "PID", allow_hyphen_values = true)]
+        pid: String,
+    },
 }
 
 /// The binary's file name: the default name of a service.
@@ -78,6 +87,18 @@ pub(crate) fn main<A: AppSettings>(service: Service<A>) -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Some(Command::Stop { pid }) = &cli.command {
+        return match crate::stop::stop(pid) {
+            Ok(stopped) => {
+                println!("{stopped:?}");
+                ExitCode::from(exit::OK)
+            }
+            Err(e) => {
+                eprintln!("{name}: stop: {e}");
+                ExitCode::from(exit::USAGE)
+            }
+        };
+    }
     let overrides = Overrides {
         config_file: cli.config.clone(),
         listen: cli.listen.clone(),
@@ -98,6 +119,7 @@ pub(crate) fn main<A: AppSettings>(service: Service<A>) -> ExitCode {
         Some(Command::Reload { pid, exe }) => {
             ExitCode::from(reload(&name, *pid, exe.as_deref(), &cli, &settings))
         }
+        Some(Command::Stop { .. }) => unreachable!("handled before the settings"),
     }
 }
 

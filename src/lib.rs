@@ -41,6 +41,7 @@ mod server;
 mod service;
 mod signals;
 mod state;
+mod stop;
 mod successor;
 mod supervisor;
 mod telemetry;

@@ -675,3 +675,38 @@ fn pooled_clients_lose_nothing_across_ten_restarts() {
     assert!(metric(c, "handoff_connections_adopted_total") > 0);
     assert_eq!(c.handoff_processes(), 1);
 }
+
+/// After a reload the unit's main process is the successor, which is not
+/// systemd's child. systemd cannot wait for a process it did not fork
+/// unless its cgroup tells it when the process is gone, which in a
+/// container on cgroup v1 it does not: a stop then SIGKILLs the successor
+/// at once, cutting its requests in flight and skipping the lame duck and
+/// the fd store. `ExecStop=` (handoff stop --pid $MAINPID) signals the main
+/// process and waits for it, whoever its parent.
+#[test]
+fn a_stop_after_a_reload_lets_the_successor_drain() {
+    let Some(t) = isolated("a_stop_after_a_reload_lets_the_successor_drain") else {
+        return;
+    };
+    let c = &t.container;
+    let first = answering_pid(&c.addr(), NEW_PID_LIMIT);
+    c.sh("systemctl reload handoff.service");
+    let successor = wait_for_new_pid(&c.addr(), first, NEW_PID_LIMIT).expect("a successor");
+    assert_eq!(c.main_pid(), successor);
+    // A request in flight on the successor when the restart comes.
+    let addr = c.addr();
+    let slow = std::thread::spawn(move || get(&addr, "/delay/1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    c.sh("systemctl restart handoff.service");
+    let slow = slow
+        .join()
+        .unwrap()
+        .expect("the request in flight is answered");
+    assert_eq!(slow.status, 200, "{slow:?}");
+    assert_eq!(loadgen::pid_in(&slow.body), Some(successor), "{slow:?}");
+    let journal = c.journal();
+    assert!(
+        journal.contains(&format!("handoff[{successor}]: drained")),
+        "the successor did not drain:\n{journal}"
+    );
+}
