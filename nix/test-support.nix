@@ -5,10 +5,14 @@
 let
   loadgenOf = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.loadgen;
 
-  # Python for testScript: start_load(), finish_load(), fast_max_ms(), run on
-  # `node` against `addr` with loadgen `groups`. loadgen exits non-zero when
-  # any request failed (see benches/loadgen); it is named by store path, as a
-  # systemd-run unit does not have the shell's PATH.
+  # Python for testScript: start_load() and finish_load(), run on `node`
+  # against `addr` with loadgen `groups`, and the checks of loadgen's report.
+  # The load runs as a systemd unit until finish_load() stops it, 2 s after
+  # the last disruption; its --duration is only a ceiling. loadgen exits 1
+  # when a request failed or was retried and 2 when it reached its ceiling
+  # before it was stopped (a disruption after that point had no load); see
+  # benches/loadgen. It is named by store path, as a systemd-run unit does
+  # not have the shell's PATH.
   loadPython =
     {
       pkgs,
@@ -17,31 +21,54 @@ let
       groups,
     }:
     ''
+      import json
       import re
 
-      LOAD = "${loadgenOf pkgs}/bin/loadgen --addr ${addr} --duration {seconds} ${groups}"
+      LOAD = "${loadgenOf pkgs}/bin/loadgen --addr ${addr} --duration {ceiling} ${groups}"
 
-      def start_load(seconds):
-          ${node}.succeed("rm -f /tmp/load.txt /tmp/load.rc")
+      def start_load(load=LOAD, unit="handoff-load", ceiling=600):
+          ${node}.succeed(f"systemctl stop {unit} || true; systemctl reset-failed {unit} || true")
           ${node}.succeed(
-              "systemd-run --unit=load-$RANDOM --collect sh -c '"
-              + LOAD.format(seconds=seconds)
-              + " > /tmp/load.txt 2>&1; echo $? > /tmp/load.rc'"
+              f"systemd-run --unit={unit} -p RemainAfterExit=yes"
+              f" -p StandardOutput=file:/tmp/{unit}.txt "
+              + load.format(ceiling=ceiling)
           )
 
-      def finish_load():
-          ${node}.wait_until_succeeds("test -e /tmp/load.rc", timeout=600)
-          report = ${node}.succeed("cat /tmp/load.txt")
+      def finish_load(unit="handoff-load", settle=2):
+          """Stops the load `settle` seconds from now; its report, once loadgen
+          says that nothing failed, nothing was retried, and the load lasted."""
+          ${node}.sleep(settle)
+          ${node}.succeed(f"systemctl kill --signal=SIGTERM {unit}")
+          ${node}.wait_until_succeeds(
+              f"test \"$(systemctl show -P SubState {unit})\" != running", timeout=120
+          )
+          report = ${node}.succeed(f"cat /tmp/{unit}.txt")
           print(report)
-          assert ${node}.succeed("cat /tmp/load.rc").strip() == "0", "requests failed under load"
+          status = ${node}.succeed(f"systemctl show -P ExecMainStatus {unit}").strip()
+          assert status == "0", f"loadgen exited {status}: see its report above"
           return report
 
-      def fast_max_ms(report):
-          return max(
-              float(re.search(r"max\s+([0-9.]+) ms", line).group(1))
-              for line in report.splitlines()
-              if line.startswith("fast")
-          )
+      def assert_each_successor_served_during_the_drain(report):
+          """After each hand-off the successor answered before the old process's
+          last answer (its drain of 1 s requests): no request waited for a
+          drain. An order of events, not a time bound."""
+          spans = [
+              (int(m[1]), float(m[2]), float(m[3]))
+              for m in re.finditer(r"^pid (\d+) answered from ([0-9.]+) s to ([0-9.]+) s$", report, re.M)
+          ]
+          assert len(spans) >= 2, spans
+          for (old, _, old_last), (new, new_first, _) in zip(spans, spans[1:]):
+              assert new_first < old_last, (
+                  f"pid {new} first answered at {new_first} s, after pid {old}'s last answer"
+                  f" at {old_last} s: requests waited for the drain"
+              )
+
+      def journal_times(node, unit, matches):
+          """The realtime timestamps (µs) of `unit`'s journal entries for which
+          `matches(entry)` holds."""
+          out = node.succeed(f"journalctl -u {unit} -o json --no-pager")
+          entries = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+          return [int(e["__REALTIME_TIMESTAMP"]) for e in entries if matches(e)]
     '';
 in
 {
@@ -89,10 +116,10 @@ in
         )
         return answering_pid()
 
-    def under_load(command, times, seconds):
+    def under_load(command, times):
         """Runs `command` `times` times under the load (mixed and pooled), 1.5 s apart,
         checking that a new process answers after each; the load's report."""
-        start_load(seconds)
+        start_load()
         machine.sleep(2)
         pid = answering_pid()
         for _ in range(times):

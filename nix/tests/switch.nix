@@ -1,6 +1,7 @@
 # nixos-rebuild's switch between two configurations (other settings and
 # another package build) under load: reloadIfChanged hands off each time,
-# no request fails, and the other build answers.
+# no request fails, each successor answers while the old process drains, and
+# the other build answers.
 # Twin: tests/container.rs, switching_builds_and_settings_under_load_fails_no_request.
 { pkgs, self }:
 let
@@ -33,7 +34,7 @@ pkgs.testers.runNixOSTest {
 
       machine.wait_for_unit("handoff.socket")
       assert build() == "nix"
-      start_load(40)
+      start_load()
       machine.sleep(2)
       for _ in range(3):
           machine.succeed("${toplevel}/specialisation/v2/bin/switch-to-configuration test")
@@ -42,7 +43,7 @@ pkgs.testers.runNixOSTest {
           machine.succeed("${toplevel}/bin/switch-to-configuration test")
           machine.wait_until_succeeds("curl --fail --silent http://127.0.0.1:8080/version | grep -q '\"build\":\"nix\"'")
           machine.sleep(2)
-      finish_load()
+      assert_each_successor_served_during_the_drain(finish_load())
 
       # Six reloads, no restart: a restart would start again at generation 1.
       version = json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))
