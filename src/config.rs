@@ -610,9 +610,11 @@ mod tests {
 
     proptest! {
         /// No file and no environment makes loading panic; what loads is
-        /// within the bounds the server relies on (workers <= 512, ...), so
-        /// `check-config` and start agree: anything refused is refused by
-        /// both, with exit 78.
+        /// within the bounds the server relies on (workers <= 512, ...) and
+        /// round-trips through what `check-config` prints. (That
+        /// `check-config` and a start refuse the same files with exit 78 is
+        /// tests/service.rs's `check_config_and_start_agree_on_what_they_refuse`,
+        /// on the real binary.)
         #[test]
         fn any_configuration_loads_or_is_refused_without_panic(
             text in document(),

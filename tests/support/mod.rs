@@ -85,7 +85,11 @@ pub fn with_listen_fds(
     sh
 }
 
-/// A child that is killed when the test ends, however it ends.
+/// A child that is killed when the test ends, however it ends, with every
+/// process it led to: it starts a session of its own, which every handoff
+/// generation it leads to stays in (a successor is forked by its
+/// predecessor and changes only its process group), and dropping it kills
+/// the whole session.
 pub struct Proc {
     pub child: Child,
     /// What the child wrote to stderr so far. Read by a thread into a shared
@@ -96,6 +100,16 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(mut cmd: Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid(2) is async-signal-safe and touches no memory.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
         let mut child = cmd.spawn().expect("spawn handoff");
         let mut err = child.stderr.take().expect("stderr piped");
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -129,7 +143,9 @@ impl Proc {
     }
 
     /// Waits for the exit; panics after `limit`. Returns status and stderr.
-    pub fn wait(mut self, limit: Duration) -> (ExitStatus, String) {
+    /// The processes it led to (successors) live on until the `Proc` is
+    /// dropped.
+    pub fn wait(&mut self, limit: Duration) -> (ExitStatus, String) {
         let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -152,6 +168,40 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        kill_session(self.child.id());
+    }
+}
+
+/// The pids of the live (not zombie) processes in session `sid`.
+pub fn session_members(sid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // After the command: state ppid pgrp session ...
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+                fields.len() > 3 && fields[0] != "Z" && fields[3].parse::<u32>().ok() == Some(sid)
+            })
+        })
+        .collect()
+}
+
+/// SIGKILLs every process of session `sid`, until none is left.
+pub fn kill_session(sid: u32) {
+    for _ in 0..50 {
+        let members = session_members(sid);
+        if members.is_empty() {
+            return;
+        }
+        for pid in members {
+            // SAFETY: kill(2); a pid that just exited gets ESRCH.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -317,4 +367,68 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// True while `pid` runs (a zombie has exited; only its parent has not
+/// reaped it yet).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for `pid` to exit; true if it did.
+pub fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// The open descriptors of a running process; panics if it cannot tell
+/// (a count of 0 from an unreadable folder would prove any bound).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("cannot list the fds of pid {pid}: {e}"))
+        .count()
+}
+
+/// The hand-off promise, as an order of events rather than a time bound:
+/// after each hand-off in `pids` (the answering pids, in order), the
+/// successor answered requests *before* the old process gave its last
+/// answer, that is while the old one was still draining its slow requests.
+/// A restart cannot do that: there the next process serves only once the
+/// old one is gone, so every request that arrives meanwhile waits for the
+/// drain. Needs requests in flight on the old process at each hand-off (the
+/// 1 s requests of the mixed load) and answers that name their pid.
+pub fn assert_each_successor_served_during_the_drain(samples: &[loadgen::Sample], pids: &[u32]) {
+    for pair in pids.windows(2) {
+        let (old, new) = (pair[0], pair[1]);
+        let old_last = samples
+            .iter()
+            .filter(|s| s.pid == Some(old))
+            .map(loadgen::Sample::end_us)
+            .max()
+            .unwrap_or_else(|| panic!("pid {old} answered nothing"));
+        let new_first = samples
+            .iter()
+            .filter(|s| s.pid == Some(new))
+            .map(loadgen::Sample::end_us)
+            .min()
+            .unwrap_or_else(|| panic!("pid {new} answered nothing"));
+        assert!(
+            new_first < old_last,
+            "pid {new} first answered at {:.3} s, after pid {old}'s last answer at {:.3} s: \
+             requests waited for the old process's drain (pids {pids:?})",
+            new_first as f64 / 1e6,
+            old_last as f64 / 1e6
+        );
+    }
 }
