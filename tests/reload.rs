@@ -154,14 +154,12 @@ fn a_failing_successor_leaves_the_old_process_serving() {
     assert_eq!(pid_of(&addr), pid);
 
     let hangs = script(dir.path(), "hangs", "exec sleep 60");
-    let started = Instant::now();
     let (code, _, stderr) = output(reload_cmd(pid, Some(&hangs)));
     assert_eq!(code, Some(EX_TEMPFAIL), "{stderr}");
     assert!(
         stderr.contains("was not ready within 1s; stopped it"),
         "{stderr}"
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(pid_of(&addr), pid);
 
     let missing = dir.path().join("missing");

@@ -588,13 +588,13 @@ fn a_config_path_that_is_not_a_small_regular_file_is_refused_at_once() {
         (dir.path().to_owned(), "not a regular file"),
         (big, "at most 1048576"),
     ] {
-        let started = std::time::Instant::now();
+        // run() fails the test if the command hangs (reading /dev/zero or
+        // waiting on the FIFO would).
         let mut cmd = handoff();
         cmd.arg("--config").arg(&path).arg("check-config");
         let (status, stderr) = run(cmd);
         assert_eq!(status.code(), Some(EX_CONFIG), "{path:?}: {stderr}");
         assert!(stderr.contains(expected), "{path:?}: {stderr}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }
 
