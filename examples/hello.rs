@@ -1,6 +1,6 @@
 //! A complete handoff service: `GET /hello` answers its own setting, `[app]
 //! greeting` (or HANDOFF__APP__GREETING). `cargo run --example hello`.
-use actix_web::{HttpResponse, web};
+use actix_web::{App, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -30,8 +30,9 @@ async fn hello(settings: web::Data<Hello>) -> HttpResponse {
 }
 
 fn main() -> std::process::ExitCode {
-    handoff::Service::with_settings::<Hello>(|cfg| {
-        cfg.service(handoff::get("/hello", hello));
+    handoff::Service::with_settings::<Hello>().run(|_| {
+        App::new()
+            .configure(handoff::json_errors)
+            .service(handoff::get("/hello", hello))
     })
-    .run()
 }

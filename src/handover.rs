@@ -1,17 +1,27 @@
-//! Idle keep-alive connections outlive the process that accepted them.
+//! Handing idle keep-alive connections over: the one place that moves a
+//! client's connection from one process to another, both ways.
 //!
-//! When a server instance drains, each of its connections that is idle (see
-//! `conn`) stops being read and gives up its file descriptor here instead of
-//! being closed, so that a client writing its next request at that instant
-//! loses nothing: the bytes wait in the kernel for whoever takes the socket.
-//! Where the descriptors go depends on why the instance drains:
-//! - a reload: to the successor, over the channel that said it is ready
+//! Out: when a server instance drains, each of its connections that is idle
+//! (see `http::conn`) stops being read and offers its file descriptor to the
+//! instance's [`Handover`] instead of being closed, so that a client writing
+//! its next request at that instant loses nothing: the bytes wait in the
+//! kernel for whoever takes the socket. Where the descriptors go is the
+//! drain's [`Destination`]:
+//! - a reload: to the successor, over the channel it reported ready on
 //!   (SCM_RIGHTS), which serves them beside its listeners;
 //! - a stop under systemd with a file descriptor store (`FDSTORE=` in the
 //!   environment, set by systemd 254+ from `FileDescriptorStoreMax=`, or by
 //!   the unit on older systemd): to the store, named `conn`; the next process
 //!   gets them in `LISTEN_FDS` and serves them;
-//! - otherwise nobody can take them: they are closed, as every server does.
+//! - no destination: nobody can take them, so none is offered; each stays in
+//!   this process until its next request (answered with `Connection: close`)
+//!   or its keep-alive timeout.
+//!
+//! In: a successor receives its predecessor's connections on the same
+//! channel ([`receive_from_predecessor`]); a process started by systemd takes
+//! the stored ones from `LISTEN_FDS` (see `sockets`) and tells the store to
+//! forget them ([`forget_stored`]). Either way they go to the [`Adopt`]
+//! channel, whose other end serves them (see `http`).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Mutex;
@@ -23,19 +33,40 @@ use tokio_util::sync::CancellationToken;
 /// The fd name of connections in systemd's store.
 pub const STORED_CONNECTION_NAME: &str = "conn";
 
-/// Where idle connections go once the drain began.
-enum Destination {
-    /// Not draining yet.
-    None,
-    /// Draining, and nobody takes them.
-    Close,
-    Pass(mpsc::UnboundedSender<OwnedFd>),
+/// Where connections handed to this process are sent to be served.
+pub type Adopt = mpsc::UnboundedSender<OwnedFd>;
+
+/// Where a draining instance hands its idle connections.
+pub enum Destination {
+    /// The successor, on the channel it reported ready on.
+    Successor(tokio::net::UnixStream),
+    /// systemd's fd store, with room for this many.
+    Store(usize),
+}
+
+impl Destination {
+    /// The fd store when there is one to use: `FDSTORE=` (systemd 254+ sets
+    /// it from `FileDescriptorStoreMax=`) under a service manager.
+    pub fn store() -> Option<Self> {
+        if !crate::notify::supervised() {
+            return None;
+        }
+        std::env::var("FDSTORE")
+            .ok()?
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Self::Store)
+    }
 }
 
 /// What became of a connection offered at a drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
+    /// Another process owns the socket now: never read, write or shut it
+    /// down again.
     Taken,
+    /// It could not be sent: close it.
     Close,
 }
 
@@ -48,10 +79,19 @@ pub struct Counts {
     pub closed: Counter,
 }
 
+/// Where offered connections go, as the drain proceeds.
+enum Sink {
+    /// Serving, or draining with no destination: nothing is offered.
+    None,
+    /// Draining: offered connections go to the pump.
+    Pump(mpsc::UnboundedSender<OwnedFd>),
+}
+
 /// Shared by one server instance and all its connections.
 pub struct Handover {
     drain: CancellationToken,
-    destination: Mutex<Destination>,
+    sink: Mutex<Sink>,
+    pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counts: Counts,
 }
 
@@ -59,7 +99,8 @@ impl Handover {
     pub fn new(counts: Counts) -> Self {
         Self {
             drain: CancellationToken::new(),
-            destination: Mutex::new(Destination::None),
+            sink: Mutex::new(Sink::None),
+            pump: Mutex::new(None),
             counts,
         }
     }
@@ -69,36 +110,48 @@ impl Handover {
         self.drain.clone().cancelled_owned()
     }
 
-    /// Begins the drain: every connection is woken, and idle ones go to
-    /// `to` (None: closed).
-    pub fn begin(&self, to: Option<mpsc::UnboundedSender<OwnedFd>>) {
-        *self.lock() = match to {
-            Some(tx) => Destination::Pass(tx),
-            None => Destination::Close,
-        };
+    /// Begins the drain: every connection is woken, and idle ones are sent to
+    /// `to` from now on (None: none is offered). Call from the thread whose
+    /// runtime should run the sending.
+    pub fn begin(&self, to: Option<Destination>) {
+        if let Some(to) = to {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let counts = self.counts.clone();
+            let pump = match to {
+                Destination::Successor(channel) => {
+                    actix_web::rt::spawn(send_to_successor(channel, rx, counts))
+                }
+                Destination::Store(max) => actix_web::rt::spawn(send_to_store(rx, max, counts)),
+            };
+            *lock(&self.pump) = Some(pump);
+            *lock(&self.sink) = Sink::Pump(tx);
+        }
         self.drain.cancel();
     }
 
-    /// Ends the drain: nothing more is passed, so the pump sees the end.
-    pub fn end(&self) {
-        *self.lock() = Destination::Close;
+    /// Ends the drain: nothing more is offered, and what was is sent (or
+    /// counted closed) by the time this returns.
+    pub async fn end(&self) {
+        *lock(&self.sink) = Sink::None;
+        let pump = lock(&self.pump).take();
+        if let Some(pump) = pump {
+            let _ = pump.await;
+        }
     }
 
-    /// True when idle connections go somewhere (a successor, the store)
-    /// rather than being closed.
+    /// True when idle connections go somewhere (a successor, the store).
     pub fn passes(&self) -> bool {
-        matches!(*self.lock(), Destination::Pass(_))
+        matches!(*lock(&self.sink), Sink::Pump(_))
     }
 
-    /// Offers an idle connection: Taken (this process must no longer read,
-    /// write or shut it down) or Close.
+    /// Offers an idle connection: Taken, or Close if it could not be sent.
     pub fn offer(&self, conn: &impl AsFd) -> Offer {
-        let guard = self.lock();
-        let Destination::Pass(tx) = &*guard else {
+        let sink = lock(&self.sink);
+        let Sink::Pump(tx) = &*sink else {
             self.counts.closed.inc();
             return Offer::Close;
         };
-        // Our own copy to pass on: the connection's is closed by its owner.
+        // Our own copy to send: the connection's is closed by its owner.
         let sent = conn
             .as_fd()
             .try_clone_to_owned()
@@ -110,12 +163,10 @@ impl Handover {
             Offer::Close
         }
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Destination> {
-        self.destination
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One byte goes with each descriptor, so that the stream carries a message
@@ -123,15 +174,14 @@ impl Handover {
 const MARK: &[u8] = b"C";
 
 /// Sends every connection from `rx` to the successor on `channel` until the
-/// drain ends. Returns (sent, failed); a connection that could not be sent is
-/// closed (its client sees the close; nothing was read from it).
-pub async fn send_to_successor(
+/// drain ends. A connection that could not be sent is closed (its client
+/// sees the close; nothing was read from it).
+async fn send_to_successor(
     channel: tokio::net::UnixStream,
     mut rx: mpsc::UnboundedReceiver<OwnedFd>,
     counts: Counts,
-) -> (u64, u64) {
+) {
     use sendfd::SendWithFd;
-    let (mut sent, mut failed) = (0, 0);
     while let Some(fd) = rx.recv().await {
         let ok = loop {
             if channel.writable().await.is_err() {
@@ -141,28 +191,22 @@ pub async fn send_to_successor(
                 Ok(_) => break true,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot pass a connection to the successor");
+                    tracing::warn!(error = %e, "cannot hand a connection to the successor");
                     break false;
                 }
             }
         };
         if ok {
-            sent += 1;
             counts.handed_over.inc();
         } else {
-            failed += 1;
             counts.closed.inc();
         }
     }
-    (sent, failed)
 }
 
 /// Receives connections from the previous process on `channel` until it
-/// closes it, and gives each to `adopt`.
-pub async fn receive_from_predecessor(
-    channel: tokio::net::UnixStream,
-    adopt: mpsc::UnboundedSender<OwnedFd>,
-) -> u64 {
+/// closes it, and gives each to `adopt`; how many.
+pub async fn receive_from_predecessor(channel: tokio::net::UnixStream, adopt: Adopt) -> u64 {
     use sendfd::RecvWithFd;
     use std::os::fd::FromRawFd;
     let mut received = 0;
@@ -200,16 +244,11 @@ pub async fn receive_from_predecessor(
 /// more are closed), then waits until systemd has processed the messages:
 /// a message still queued when this process exits would be dropped with its
 /// descriptors.
-pub async fn send_to_store(
-    mut rx: mpsc::UnboundedReceiver<OwnedFd>,
-    max: usize,
-    counts: Counts,
-) -> (u64, u64) {
+async fn send_to_store(mut rx: mpsc::UnboundedReceiver<OwnedFd>, max: usize, counts: Counts) {
     use sd_notify::NotifyState;
-    let (mut stored, mut failed) = (0u64, 0u64);
+    let mut stored = 0;
     while let Some(fd) = rx.recv().await {
-        if stored as usize >= max {
-            failed += 1;
+        if stored >= max {
             counts.closed.inc();
             continue;
         }
@@ -224,7 +263,6 @@ pub async fn send_to_store(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot store a connection with the service manager");
-                failed += 1;
                 counts.closed.inc();
             }
         }
@@ -234,20 +272,6 @@ pub async fn send_to_store(
     {
         tracing::warn!(error = %e, "the service manager did not confirm the stored connections");
     }
-    (stored, failed)
-}
-
-/// The fd store's capacity from `FDSTORE=` (systemd 254+ sets it from
-/// `FileDescriptorStoreMax=`); None when there is no store to use.
-pub fn store_capacity() -> Option<usize> {
-    if !crate::notify::supervised() {
-        return None;
-    }
-    std::env::var("FDSTORE")
-        .ok()?
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)
 }
 
 /// Tells systemd to forget the stored connections this process took from

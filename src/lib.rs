@@ -2,50 +2,46 @@
 //! nothing: it takes its listening sockets from systemd socket activation
 //! (or binds them), drains on SIGTERM, and on reload hands its sockets *and
 //! its idle keep-alive connections* to a new process that serves before the
-//! old one stops. A service is a [`Service`] and a `main` of one line:
+//! old one stops. A service is the `App` factory it would give actix-web's
+//! `HttpServer`, given to a [`Service`] instead:
 //!
 //! ```no_run
-//! use actix_web::{HttpResponse, web};
+//! use actix_web::{App, HttpResponse, web};
 //!
 //! fn main() -> std::process::ExitCode {
-//!     handoff::Service::new(|cfg| {
-//!         cfg.route("/hello", web::get().to(|| async { HttpResponse::Ok().body("hello") }));
+//!     handoff::Service::new().run(|_| {
+//!         App::new().route("/hello", web::get().to(|| async { HttpResponse::Ok().body("hello") }))
 //!     })
-//!     .run()
 //! }
 //! ```
 //!
-//! The binary then understands `serve` (the default), `check-config` and
-//! `reload --pid PID`, reads its settings from `--config FILE` /
-//! `$HANDOFF_CONFIG` and `HANDOFF__*` variables, and answers `/healthz`,
-//! `/readyz` and `/metrics` beside its own routes. The repository's NixOS
-//! module and container units run any such binary; see the README.
+//! The binary then understands `serve` (the default), `check-config`,
+//! `reload --pid PID` and `stop --pid PID`, reads its settings from
+//! `--config FILE` / `$HANDOFF_CONFIG` and `HANDOFF__*` variables, and
+//! answers `/healthz`, `/readyz` and `/metrics` beside its own routes. The
+//! repository's NixOS module and container units run any such binary; see
+//! the README.
+//!
+//! The crate's folders are its architecture: `lifecycle` (the process's
+//! states, reload, successor, control channel, signals, the container
+//! supervisor), `http` (the server, its connection type, request framing,
+//! the middleware in front of the `App`, built-in routes, metrics),
+//! `settings`, `sockets`, and `handover` (idle connections to the next
+//! process and from the previous one).
 
 mod cli;
-mod config;
-mod conn;
-mod control;
-pub mod duration;
 pub mod exit;
-mod framing;
 mod handover;
 mod http;
-mod listeners;
-mod metrics;
+mod lifecycle;
 mod notify;
-mod observe;
-mod payload;
-mod reload;
-mod routes;
-mod server;
 mod service;
-mod signals;
-mod state;
-mod stop;
-mod successor;
-mod supervisor;
+mod settings;
+mod sockets;
 mod telemetry;
 
-pub use config::{AppSettings, NoAppSettings, SettingError};
-pub use routes::{ApiError, get, method_not_allowed};
-pub use service::{Info, RequestLimits, Service};
+pub use http::routes::{ApiError, get, json_errors, method_not_allowed, not_found};
+pub use http::state::{Info, RequestLimits};
+pub use service::{Context, Service};
+pub use settings::duration;
+pub use settings::{AppSettings, NoAppSettings, SettingError};

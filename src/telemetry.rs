@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, LogSettings};
+use crate::settings::{LogFormat, LogSettings};
 
 /// True when stderr is the stream systemd named in `JOURNAL_STREAM`
 /// (`device:inode`), the check systemd.exec(5) recommends: a child whose

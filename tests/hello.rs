@@ -13,38 +13,9 @@ use loadgen::{Group, Load, Plan, Report};
 use podman::{Container, hello_image, serial, skipped};
 use support::*;
 
-/// The example's binary: cargo builds examples before it runs tests, next to
-/// the test binaries' folder.
-fn hello_bin() -> std::path::PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/hello");
-    assert!(
-        path.exists(),
-        "{} missing: cargo test builds examples",
-        path.display()
-    );
-    path
-}
-
 fn hello(args: &[&str]) -> Command {
-    let mut cmd = handoff();
-    let mut hello = Command::new(hello_bin());
-    hello.args(args);
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => hello.env(k, v),
-            None => hello.env_remove(k),
-        };
-    }
-    cmd = hello;
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    let mut cmd = service(example_bin("hello"));
+    cmd.args(args);
     cmd
 }
 

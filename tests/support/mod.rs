@@ -21,7 +21,31 @@ pub fn bin() -> &'static str {
 /// A command for the handoff binary with a clean socket-activation slate and
 /// plain logs on stderr.
 pub fn handoff() -> Command {
-    let mut cmd = Command::new(bin());
+    service(bin())
+}
+
+/// The binary of an example (cargo builds examples before it runs tests,
+/// beside the test binaries' folder).
+pub fn example_bin(name: &str) -> std::path::PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} missing: cargo test builds examples",
+        path.display()
+    );
+    path
+}
+
+/// A command for `program`, a handoff service, set up as [`handoff`] is.
+pub fn service(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
     for var in [
         "LISTEN_FDS",
         "LISTEN_PID",

@@ -4,9 +4,15 @@
 
 mod routes;
 
+use actix_web::App;
+
 fn main() -> std::process::ExitCode {
-    handoff::Service::with_settings::<routes::Demo>(routes::configure)
+    handoff::Service::with_settings::<routes::Demo>()
         .name("handoff")
         .version(routes::VERSION)
-        .run()
+        .run(|_| {
+            App::new()
+                .configure(handoff::json_errors)
+                .configure(routes::configure)
+        })
 }

@@ -12,9 +12,11 @@ use std::io;
 use std::net::{TcpListener, ToSocketAddrs};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use socket2::{Domain, SockRef, Socket, Type};
+
+use crate::settings::ListenAddr;
 
 /// First fd of the passed sockets, fixed by the protocol.
 pub const SD_LISTEN_FDS_START: RawFd = 3;
@@ -27,34 +29,6 @@ pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
 /// Most descriptors accepted in `LISTEN_FDS`: listeners plus connections
 /// from the fd store (`FileDescriptorStoreMax=`).
 pub const MAX_PASSED_FDS: usize = 65_536;
-
-/// A configured address: `host:port` or a unix socket path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListenAddr {
-    Tcp(String),
-    Unix(PathBuf),
-}
-
-impl ListenAddr {
-    /// Anything with a `/` is a unix socket path (`./app.sock`, `/run/x.sock`);
-    /// everything else must be `host:port`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text.contains('/') {
-            return Ok(Self::Unix(PathBuf::from(text)));
-        }
-        let Some((host, port)) = text.rsplit_once(':') else {
-            return Err("expected host:port (e.g. 127.0.0.1:8080, [::]:8080) \
-                 or a unix socket path containing '/'"
-                .to_owned());
-        };
-        if host.is_empty() {
-            return Err("host is empty; use 0.0.0.0:PORT or [::]:PORT for all addresses".into());
-        }
-        port.parse::<u16>()
-            .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))?;
-        Ok(Self::Tcp(text.to_owned()))
-    }
-}
 
 /// A listening socket of either kind, ready to hand to the HTTP server.
 #[derive(Debug)]
@@ -617,29 +591,6 @@ mod tests {
         assert!(is_served_name("unknown"));
         assert!(!is_served_name("metrics"));
         assert!(!is_served_name("connection"));
-    }
-
-    #[test]
-    fn listen_addresses() {
-        assert_eq!(
-            ListenAddr::parse("127.0.0.1:8080"),
-            Ok(ListenAddr::Tcp("127.0.0.1:8080".into()))
-        );
-        assert_eq!(
-            ListenAddr::parse("[::]:80"),
-            Ok(ListenAddr::Tcp("[::]:80".into()))
-        );
-        assert_eq!(
-            ListenAddr::parse("./h.sock"),
-            Ok(ListenAddr::Unix("./h.sock".into()))
-        );
-        assert!(ListenAddr::parse("8080").unwrap_err().contains("host:port"));
-        assert!(ListenAddr::parse("a:99999").unwrap_err().contains("99999"));
-        assert!(
-            ListenAddr::parse(":80")
-                .unwrap_err()
-                .contains("host is empty")
-        );
     }
 
     #[test]

@@ -24,16 +24,15 @@
 //!   host keeps the socket.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use tokio::net::UnixDatagram;
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::signals::{Event, Signals};
+use super::successor::{self, Launch};
 use crate::exit;
-use crate::listeners::Taken;
-use crate::signals::{Event, Signals};
-use crate::successor::{self, Launch};
+use crate::sockets::Taken;
 
 /// True when this process is PID 1 and should supervise rather than serve.
 /// `HANDOFF_NO_SUPERVISOR=1` serves directly (a container whose PID 1 is an
@@ -43,8 +42,7 @@ pub fn wanted() -> bool {
 }
 
 /// Runs the supervisor until the last generation exits; the exit status.
-pub fn run(listeners: Vec<Taken>, connections: Vec<OwnedFd>, ready_timeout: Duration) -> u8 {
-    drop(connections);
+pub fn run(listeners: Vec<Taken>, ready_timeout: Duration) -> u8 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -12,7 +12,7 @@ use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use futures_core::Stream;
 
-use crate::conn::ConnState;
+use super::conn::ConnState;
 
 pub struct Tracked {
     inner: Payload,

@@ -1,216 +1,19 @@
-//! Settings and how they are layered: built-in defaults < TOML file
-//! (`--config FILE` or `HANDOFF_CONFIG`) < environment (`HANDOFF__SECTION__KEY`)
-//! < command-line flags.
-//!
-//! Unknown keys and bad values are errors that name the key and the value;
-//! the caller maps them to exit status 78 (EX_CONFIG).
+//! How settings are layered: built-in defaults < TOML file (`--config FILE`
+//! or `HANDOFF_CONFIG`) < environment (`HANDOFF__SECTION__KEY`) < command-line
+//! flags; and the checks serde and the config crate do not make.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use serde::{Deserialize, Serialize};
 
-use crate::duration;
+use super::{APP_SECTION, AppSettings, ConfigError, MAX_CONFIG_BYTES, Settings};
 
 /// Prefix of the environment variables that override settings:
 /// `HANDOFF__SERVER__WORKERS=4` sets `server.workers`.
 pub const ENV_PREFIX: &str = "HANDOFF";
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_FILE_ENV: &str = "HANDOFF_CONFIG";
-/// The most worker threads actix-server starts (it panics above).
-pub const MAX_WORKERS: usize = 512;
-/// The largest configuration file read; anything larger is not a
-/// configuration (and `/dev/zero` would otherwise be read forever).
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Settings {
-    pub server: ServerSettings,
-    pub limits: LimitSettings,
-    pub log: LogSettings,
-    pub handoff: HandoffSettings,
-    /// The service's own section, read into its [`AppSettings`] type.
-    #[serde(skip_serializing)]
-    app: serde_json::Value,
-}
-
-/// The name of the section that holds a service's own settings.
-pub const APP_SECTION: &str = "app";
-
-/// A service's own settings: the `[app]` section of the configuration file,
-/// `HANDOFF__APP__KEY` in the environment. Loaded through the same layers as
-/// handoff's settings; a bad value stops the service with exit status 78
-/// and a message naming `app.KEY`, from `check-config` and from start alike.
-///
-/// ```
-/// #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
-/// #[serde(deny_unknown_fields, default)]
-/// struct Hello {
-///     greeting: String,
-/// }
-///
-/// impl handoff::AppSettings for Hello {
-///     fn validate(&self) -> Result<(), handoff::SettingError> {
-///         if self.greeting.is_empty() {
-///             return Err(handoff::SettingError::new("greeting", "", "must not be empty"));
-///         }
-///         Ok(())
-///     }
-/// }
-/// ```
-pub trait AppSettings:
-    serde::de::DeserializeOwned + Serialize + Default + Clone + Send + Sync + 'static
-{
-    /// Checks what deserializing cannot; called after the layers merged.
-    fn validate(&self) -> Result<(), SettingError> {
-        Ok(())
-    }
-}
-
-/// A service without settings of its own: an `[app]` section is an error.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoAppSettings {}
-
-impl AppSettings for NoAppSettings {}
-
-/// A bad value in a service's own settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingError {
-    /// The key within `[app]`, e.g. `greeting` (shown as `app.greeting`).
-    pub key: String,
-    pub value: String,
-    pub reason: String,
-}
-
-impl SettingError {
-    pub fn new(
-        key: impl Into<String>,
-        value: impl fmt::Display,
-        reason: impl Into<String>,
-    ) -> Self {
-        Self {
-            key: key.into(),
-            value: value.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerSettings {
-    /// Addresses bound when systemd passes no sockets: `host:port` or a unix
-    /// socket path (anything containing a `/`).
-    pub listen: Vec<String>,
-    /// Worker threads; 0 means one per CPU.
-    pub workers: usize,
-    /// listen(2) backlog for sockets handoff binds itself (systemd's own
-    /// sockets use the unit's `Backlog=`).
-    pub backlog: u32,
-    /// Concurrent connections per worker before accept pauses.
-    pub max_connections: usize,
-    /// How long in-flight requests may take to finish after SIGTERM.
-    #[serde(with = "duration")]
-    pub drain_timeout: Duration,
-    /// Lame duck: how long to keep serving after SIGTERM, with `/readyz`
-    /// answering 503, before the drain begins, so that a load balancer's
-    /// health check takes the host out first. Not applied to a reload.
-    #[serde(with = "duration")]
-    pub shutdown_delay: Duration,
-    /// Idle time after which a keep-alive connection is closed; 0 disables keep-alive.
-    #[serde(with = "duration")]
-    pub keep_alive: Duration,
-    /// Time a client has to send the request head (headers).
-    #[serde(with = "duration")]
-    pub client_header_timeout: Duration,
-    /// Time a client has to send the request body, from the end of the head.
-    #[serde(with = "duration")]
-    pub client_body_timeout: Duration,
-    /// Longest time a response may wait for the client to read any of it
-    /// (between two successful writes); then the connection is closed.
-    #[serde(with = "duration")]
-    pub send_timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitSettings {
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// A tracing filter: `info`, `debug`, `handoff=debug,actix_server=warn`, ...
-    pub level: String,
-    pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// The journal under systemd (`JOURNAL_STREAM`), human-readable text otherwise.
-    Auto,
-    Text,
-    Json,
-    Journald,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct HandoffSettings {
-    /// How long a new process may take to report ready during a reload
-    /// before it is stopped and the old process keeps serving.
-    #[serde(with = "duration")]
-    pub ready_timeout: Duration,
-}
-
-impl Default for ServerSettings {
-    fn default() -> Self {
-        Self {
-            listen: vec!["127.0.0.1:8080".to_owned()],
-            workers: 0,
-            backlog: 1024,
-            max_connections: 25_000,
-            drain_timeout: Duration::from_secs(30),
-            shutdown_delay: Duration::ZERO,
-            keep_alive: Duration::from_secs(5),
-            client_header_timeout: Duration::from_secs(5),
-            client_body_timeout: Duration::from_secs(30),
-            send_timeout: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Default for LimitSettings {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 256 * 1024,
-        }
-    }
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            level: "info".to_owned(),
-            format: LogFormat::Auto,
-        }
-    }
-}
-
-impl Default for HandoffSettings {
-    fn default() -> Self {
-        Self {
-            ready_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// What the command line contributes to the settings.
 #[derive(Debug, Default, Clone)]
@@ -227,21 +30,6 @@ pub fn config_file(flag: Option<&Path>) -> Option<PathBuf> {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     })
-}
-
-/// A configuration that cannot be used; the message names key and value.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config file {path}: {message}")]
-    File { path: PathBuf, message: String },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{key} = {value:?}: {reason}")]
-    Value {
-        key: String,
-        value: String,
-        reason: String,
-    },
 }
 
 impl Settings {
@@ -277,15 +65,24 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
             .collect();
-        builder = builder.add_source(
-            Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .try_parsing(true)
-                .list_separator(",")
-                .with_list_parse_key("server.listen")
-                .source(Some(env)),
-        );
+        // A setting whose default is a list (server.listen, an [app] list)
+        // takes a comma-separated value from the environment.
+        let mut environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        let lists = keys_where("", &Settings::default(), toml::Value::is_array)
+            .into_iter()
+            .chain(keys_where(
+                APP_SECTION,
+                &A::default(),
+                toml::Value::is_array,
+            ));
+        for key in lists {
+            environment = environment.with_list_parse_key(&key);
+        }
+        builder = builder.add_source(environment.source(Some(env)));
 
         if !overrides.listen.is_empty() {
             builder = builder
@@ -321,98 +118,6 @@ impl Settings {
             reason: e.reason,
         })?;
         Ok((settings, app))
-    }
-
-    /// Checks what serde cannot: ranges and the syntax of strings.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, value: &dyn fmt::Display, reason: &str| {
-            Err(ConfigError::Value {
-                key: key.to_owned(),
-                value: value.to_string(),
-                reason: reason.to_owned(),
-            })
-        };
-        let s = &self.server;
-        if s.listen.is_empty() {
-            return bad(
-                "server.listen",
-                &"[]",
-                "at least one address is needed when systemd passes no sockets",
-            );
-        }
-        for addr in &s.listen {
-            if let Err(reason) = crate::listeners::ListenAddr::parse(addr) {
-                return bad("server.listen", addr, &reason);
-            }
-        }
-        if s.workers > MAX_WORKERS {
-            return bad(
-                "server.workers",
-                &s.workers,
-                &format!("must be 0 (one per CPU) to {MAX_WORKERS}"),
-            );
-        }
-        if s.backlog == 0 || s.backlog > 65_535 {
-            return bad("server.backlog", &s.backlog, "must be 1 to 65535");
-        }
-        if s.max_connections == 0 {
-            return bad("server.max_connections", &0, "must be at least 1");
-        }
-        if s.drain_timeout.is_zero() || s.drain_timeout > Duration::from_secs(3600) {
-            return bad(
-                "server.drain_timeout",
-                &duration::display(s.drain_timeout),
-                "must be more than 0s and at most 1h",
-            );
-        }
-        if s.shutdown_delay > Duration::from_secs(3600) {
-            return bad(
-                "server.shutdown_delay",
-                &duration::display(s.shutdown_delay),
-                "must be at most 1h",
-            );
-        }
-        if s.client_header_timeout.is_zero() {
-            return bad(
-                "server.client_header_timeout",
-                &"0s",
-                "must be more than 0s, or slow clients hold connections forever",
-            );
-        }
-        if s.client_body_timeout.is_zero() {
-            return bad("server.client_body_timeout", &"0s", "must be more than 0s");
-        }
-        if s.send_timeout.is_zero() {
-            return bad(
-                "server.send_timeout",
-                &"0s",
-                "must be more than 0s, or clients that never read hold connections forever",
-            );
-        }
-        if self.limits.max_body_bytes == 0 {
-            return bad("limits.max_body_bytes", &0, "must be at least 1");
-        }
-        if let Err(reason) = check_log_filter(&self.log.level) {
-            return bad("log.level", &self.log.level, &reason);
-        }
-        if self.handoff.ready_timeout.is_zero() {
-            return bad("handoff.ready_timeout", &"0s", "must be more than 0s");
-        }
-        Ok(())
-    }
-
-    /// The effective settings as TOML, for `check-config`, with the
-    /// service's own section when it has any keys.
-    pub fn to_toml(&self, app: &impl AppSettings) -> String {
-        let mut table = toml::Table::try_from(self).expect("settings always serialize to TOML");
-        match toml::Table::try_from(app) {
-            Ok(section) if !section.is_empty() => {
-                table.insert(APP_SECTION.to_owned(), toml::Value::Table(section));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "the app settings do not serialize to TOML"),
-        }
-        toml::to_string_pretty(&table).expect("a TOML table serializes")
     }
 }
 
@@ -450,10 +155,20 @@ fn read_config_file(path: &Path) -> Result<String, ConfigError> {
     Ok(text)
 }
 
-/// The dotted keys whose default in `defaults` is an integer, under `prefix`:
-/// `server.workers`, ...
-fn integer_keys(prefix: &str, defaults: &impl Serialize) -> Vec<String> {
-    fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+/// The dotted keys, under `prefix`, whose default in `defaults` is of the
+/// kind `is` tells: `server.workers` for integers, `server.listen` for
+/// lists, ...
+fn keys_where(
+    prefix: &str,
+    defaults: &impl Serialize,
+    is: fn(&toml::Value) -> bool,
+) -> Vec<String> {
+    fn walk(
+        prefix: &str,
+        table: &toml::Table,
+        is: fn(&toml::Value) -> bool,
+        out: &mut Vec<String>,
+    ) {
         for (k, v) in table {
             let key = if prefix.is_empty() {
                 k.clone()
@@ -461,15 +176,15 @@ fn integer_keys(prefix: &str, defaults: &impl Serialize) -> Vec<String> {
                 format!("{prefix}.{k}")
             };
             match v {
-                toml::Value::Integer(_) => out.push(key),
-                toml::Value::Table(t) => walk(&key, t, out),
+                toml::Value::Table(t) => walk(&key, t, is, out),
+                v if is(v) => out.push(key),
                 _ => {}
             }
         }
     }
     let mut out = Vec::new();
     if let Ok(defaults) = toml::Table::try_from(defaults) {
-        walk(prefix, &defaults, &mut out);
+        walk(prefix, &defaults, is, &mut out);
     }
     out
 }
@@ -482,7 +197,7 @@ fn check_integers(
     defaults: &impl Serialize,
 ) -> Result<(), ConfigError> {
     use config::ValueKind;
-    for key in integer_keys(prefix, defaults) {
+    for key in keys_where(prefix, defaults, toml::Value::is_integer) {
         let Ok(value) = merged.get::<config::Value>(&key) else {
             continue;
         };
@@ -507,31 +222,10 @@ fn check_integers(
     Ok(())
 }
 
-/// The tracing levels a bare filter word may name.
-const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
-
-/// A tracing filter as `EnvFilter` parses it, except that a bare word must be
-/// a level: `EnvFilter` reads `inof` as "everything from target inof", which
-/// silences all logs instead of failing. Targets take `target=level`.
-fn check_log_filter(filter: &str) -> Result<(), String> {
-    tracing_subscriber::EnvFilter::builder()
-        .parse(filter)
-        .map_err(|e| e.to_string())?;
-    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let bare = !directive.contains('=') && !directive.contains('[');
-        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "{directive:?} is not a level ({}); name a target as target=level",
-                LEVELS.join(", ")
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::{MAX_WORKERS, NoAppSettings, SettingError, check_log_filter};
     use proptest::prelude::*;
 
     /// Every key, with values of every TOML type and plausible strings.
@@ -733,15 +427,5 @@ mod tests {
             err.to_string().contains("unknown field `greeting`"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn a_bare_word_in_the_log_filter_must_be_a_level() {
-        assert!(check_log_filter("info").is_ok());
-        assert!(check_log_filter("WARN,handoff=debug").is_ok());
-        assert!(check_log_filter("handoff[request]=trace").is_ok());
-        let err = check_log_filter("inof").unwrap_err();
-        assert!(err.contains("\"inof\" is not a level"), "{err}");
-        assert!(check_log_filter("info,handof").is_err());
     }
 }

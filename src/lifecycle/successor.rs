@@ -26,7 +26,7 @@ use std::time::Duration;
 use command_fds::{CommandFdExt, FdMapping};
 use tokio::io::AsyncReadExt;
 
-use crate::listeners::{LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID, SD_LISTEN_FDS_START, Taken};
+use crate::sockets::{LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID, SD_LISTEN_FDS_START, Taken};
 
 pub const READY_FD_ENV: &str = "HANDOFF_READY_FD";
 pub const GENERATION_ENV: &str = "HANDOFF_GENERATION";

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::successor::Launch;
+use super::successor::Launch;
 
 /// Where process `pid` takes reload requests.
 #[derive(Debug, Clone, PartialEq, Eq)]

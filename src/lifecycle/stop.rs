@@ -19,6 +19,25 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+/// `handoff stop --pid PID`: the exit status (0 once the process is gone,
+/// or when there was none; 64 for a pid that is not one).
+pub fn command(name: &str, pid: &str) -> u8 {
+    match stop(pid) {
+        Ok(Stopped::Exited) => {
+            println!("stopped pid {}", pid.trim());
+            crate::exit::OK
+        }
+        Ok(Stopped::NotRunning) => {
+            println!("no process to stop");
+            crate::exit::OK
+        }
+        Err(e) => {
+            eprintln!("{name}: stop: {e}");
+            crate::exit::USAGE
+        }
+    }
+}
+
 /// What became of the stop.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Stopped {

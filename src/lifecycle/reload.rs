@@ -1,7 +1,15 @@
-//! Reload by hand-off: start a successor on the same listeners, wait until it
-//! serves, make it the unit's main process, then drain. The old process keeps
-//! serving whenever the successor fails; a reload is never interleaved with
-//! another.
+//! Reload by hand-off, both sides.
+//!
+//! In the serving process ([`Reloader`]): start a successor on the same
+//! listeners, wait until it serves, make it the unit's main process, then
+//! let the lifecycle drain this one. The old process keeps serving whenever
+//! the successor fails; a reload is never interleaved with another. It also
+//! does what Ready means for hand-offs: report to the predecessor (which
+//! then hands its idle connections over) and take reload requests.
+//!
+//! In `handoff reload --pid PID` ([`request`]): ask the running process to
+//! reload with this binary, configuration and environment, and report the
+//! outcome as an exit status.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -11,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::control::{self, ReloadReply};
-use crate::handover;
-use crate::listeners::Taken;
-use crate::notify;
-use crate::server::{Adopt, Lifecycle};
-use crate::state::AppState;
-use crate::successor::{self, Launch, Successor};
+use super::control::{self, ReloadReply};
+use super::successor::{self, Launch, Successor};
+use crate::handover::{self, Adopt};
+use crate::http::millis;
+use crate::http::state::AppState;
+use crate::sockets::Taken;
+use crate::{exit, notify};
 
 pub struct Reloader {
     /// Set in a successor: where to report ready to the previous process.
@@ -54,24 +62,12 @@ impl Reloader {
         }
     }
 
-    fn own_launch(&self) -> Launch {
-        Launch {
-            exe: self.exe.clone(),
-            args: self.args.clone(),
-            env: std::env::vars().collect(),
-        }
-    }
-}
-
-fn status_line(pid: u32, generation: u64, listeners: usize) -> String {
-    format!("serving on {listeners} listeners, pid {pid}, generation {generation}")
-}
-
-impl Lifecycle for Reloader {
-    fn ready(&mut self, state: &AppState, listeners: &[Taken], adopt: &Adopt) {
+    /// Ready: tells the predecessor (which names us to the service manager
+    /// and hands its idle connections over, to `adopt`) or the manager, and
+    /// starts taking reload requests. Again after a take-back.
+    pub fn ready(&mut self, state: &AppState, listeners: &[Taken], adopt: &Adopt) {
+        let info = &state.info;
         match self.ready_fd.take() {
-            // The previous process tells the manager, naming us MAINPID, and
-            // passes us its idle connections on the same channel.
             Some(fd) => {
                 let channel = successor::report_ready(fd, self.pgid).and_then(|s| {
                     s.set_nonblocking(true).ok()?;
@@ -88,9 +84,9 @@ impl Lifecycle for Reloader {
                     });
                 }
             }
-            None => notify::ready(&status_line(state.pid, state.generation, listeners.len())),
+            None => notify::ready(&status_line(info.pid, info.generation, listeners.len())),
         }
-        match control::listen(state.pid, self.busy.clone()) {
+        match control::listen(info.pid, self.busy.clone()) {
             Ok(rx) => self.control = Some(rx),
             Err(e) => tracing::warn!(
                 error = %e,
@@ -100,7 +96,9 @@ impl Lifecycle for Reloader {
         }
     }
 
-    async fn reload_requested(&mut self) {
+    /// Resolves when a reload is requested through the control socket
+    /// (SIGHUP is the lifecycle's signal).
+    pub async fn requested(&mut self) {
         let Some(rx) = self.control.as_mut() else {
             return std::future::pending().await;
         };
@@ -113,14 +111,25 @@ impl Lifecycle for Reloader {
         }
     }
 
-    async fn reload(&mut self, state: &AppState, listeners: &[Taken]) -> Option<Successor> {
+    /// Starts a successor and waits until it serves: the successor, which
+    /// the lifecycle then hands off to; None if it failed, and this process
+    /// keeps serving.
+    pub async fn reload(&mut self, state: &AppState, listeners: &[Taken]) -> Option<Successor> {
         let (launch, reply_to): (Launch, Option<oneshot::Sender<ReloadReply>>) =
             match self.request.take() {
                 Some((request, tx)) => (request.launch, Some(tx)),
-                None => (self.own_launch(), None),
+                None => (
+                    Launch {
+                        exe: self.exe.clone(),
+                        args: self.args.clone(),
+                        env: std::env::vars().collect(),
+                    },
+                    None,
+                ),
             };
         self.busy.store(true, Ordering::Release);
-        let next = state.generation + 1;
+        let info = &state.info;
+        let next = info.generation + 1;
         notify::reloading(&format!("reloading: starting generation {next}"));
         tracing::info!(
             exe = %launch.exe.display(),
@@ -128,7 +137,7 @@ impl Lifecycle for Reloader {
             "reload: starting a successor on the same listeners"
         );
         let started = Instant::now();
-        let outcome = match successor::spawn(&launch, listeners, state.generation) {
+        let outcome = match successor::spawn(&launch, listeners, info.generation) {
             Ok(pending) => {
                 tracing::info!(
                     pid = pending.pid(),
@@ -138,8 +147,7 @@ impl Lifecycle for Reloader {
             }
             Err(e) => Err(e),
         };
-        let took = started.elapsed();
-        let took_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+        let took_ms = millis(started.elapsed());
         state
             .metrics
             .handoff_last_duration_ms
@@ -164,21 +172,21 @@ impl Lifecycle for Reloader {
                     duration_ms: took_ms,
                     message: format!(
                         "pid {} handed its listeners to pid {pid} (generation {next}) in {took_ms} ms",
-                        state.pid
+                        info.pid
                     ),
                 };
                 (reply, Some(successor))
             }
             Err(e) => {
                 state.metrics.record_handoff(e.outcome());
-                let message = format!("reload failed: {e}; pid {} keeps serving", state.pid);
+                let message = format!("reload failed: {e}; pid {} keeps serving", info.pid);
                 notify::ready(&message);
                 tracing::error!(outcome = e.outcome(), took_ms, "{message}");
                 self.busy.store(false, Ordering::Release);
                 let reply = ReloadReply {
                     ok: false,
-                    pid: state.pid,
-                    generation: state.generation,
+                    pid: info.pid,
+                    generation: info.generation,
                     duration_ms: took_ms,
                     message,
                 };
@@ -194,5 +202,39 @@ impl Lifecycle for Reloader {
             self.busy.store(false, Ordering::Release);
         }
         handed_off
+    }
+}
+
+fn status_line(pid: u32, generation: u64, listeners: usize) -> String {
+    format!("serving on {listeners} listeners, pid {pid}, generation {generation}")
+}
+
+/// `handoff reload --pid PID`: asks process `pid` to reload with `exe`,
+/// `args` and this process's environment, and waits up to `timeout` for
+/// the outcome; the exit status (0; 75 when the reload failed and the old
+/// process serves on; 69 when no such process takes reloads).
+pub fn request(name: &str, pid: u32, exe: PathBuf, args: Vec<String>, timeout: Duration) -> u8 {
+    let launch = Launch {
+        exe,
+        args,
+        env: std::env::vars().collect(),
+    };
+    match control::request_reload(pid, launch, timeout) {
+        Ok(reply) if reply.ok => {
+            println!("reloaded: {}", reply.message);
+            exit::OK
+        }
+        Ok(reply) => {
+            eprintln!("{name}: {}", reply.message);
+            exit::TEMPFAIL
+        }
+        Err(e) => {
+            eprintln!("{name}: reload failed: {e}");
+            if matches!(e, control::ClientError::Connect { .. }) {
+                exit::UNAVAILABLE
+            } else {
+                exit::TEMPFAIL
+            }
+        }
     }
 }

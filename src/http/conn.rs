@@ -41,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use crate::framing::Framing;
+use super::framing::Framing;
 use crate::handover::{Handover, Offer};
 
 /// What the request middleware and the connection share. Both run on the

@@ -1,0 +1,305 @@
+//! The layer around the service's `App`, which every request passes: it
+//! answers `/healthz`, `/readyz` and `/metrics` itself (so the application's
+//! own middleware, a request logger or an auth layer, never sees them),
+//! counts requests, refuses bodies announced larger than the limit, bounds
+//! the time to receive a body, and ends the connection after the response
+//! when
+//! - the instance is draining, so keep-alive clients move to the next process
+//!   instead of being cut off when this one exits;
+//! - the handler left part of the body unread: actix would otherwise read a
+//!   chunked rest for as long as the client trickles it.
+//!
+//! It also tells the connection (`ConnState`) when each response is done,
+//! which is half of knowing that a connection is idle (see `conn`).
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use actix_http::body::{BoxBody, MessageBody};
+use actix_http::{ConnectionType, HttpMessage, Request, Response};
+use actix_service::{Service, ServiceFactory};
+use actix_web::dev::{AppConfig, ServiceResponse};
+use actix_web::http::header;
+use actix_web::{HttpResponse, ResponseError, web};
+
+use super::conn::ConnState;
+use super::metrics::RequestLabels;
+use super::payload::Tracked;
+use super::routes;
+use super::state::{AppState, Phase};
+
+/// How long after `server.client_body_timeout` the connection itself ends an
+/// incomplete body, so that a handler's own answer to it gets out first.
+const BODY_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What the layer needs besides the application.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub state: web::Data<AppState>,
+    pub phase: web::Data<Phase>,
+    /// Answer `/healthz`, `/readyz`, `/metrics`.
+    pub builtin_routes: bool,
+}
+
+/// Makes the layer around each new instance of the application.
+pub(crate) struct Factory<A> {
+    pub app: A,
+    pub shared: Shared,
+}
+
+impl<A, B> ServiceFactory<Request> for Factory<A>
+where
+    A: ServiceFactory<
+            Request,
+            Config = AppConfig,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    A::Future: 'static,
+    B: MessageBody + 'static,
+{
+    type Response = Response<Counted>;
+    type Error = actix_web::Error;
+    type Config = ();
+    type Service = Middleware<A::Service>;
+    type InitError = ();
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Service, ()>>>>;
+
+    fn new_service(&self, (): ()) -> Self::Future {
+        let app = self.app.new_service(AppConfig::default());
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            Ok(Middleware {
+                app: app.await?,
+                shared,
+            })
+        })
+    }
+}
+
+/// The layer around one instance of the application.
+pub(crate) struct Middleware<S> {
+    app: S,
+    shared: Shared,
+}
+
+impl<S, B> Service<Request> for Middleware<S>
+where
+    S: Service<Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody + 'static,
+{
+    type Response = Response<Counted>;
+    type Error = actix_web::Error;
+    type Future = Answer<S::Future>;
+
+    actix_service::forward_ready!(app);
+
+    fn call(&self, mut req: Request) -> Self::Future {
+        let state = &self.shared.state;
+        let done = Done {
+            state: state.clone(),
+            phase: self.shared.phase.clone(),
+            conn: req.conn_data::<Rc<ConnState>>().cloned(),
+            unread_body: false,
+        };
+        state.metrics.in_flight.inc();
+        let in_flight = InFlight(state.clone());
+        let method = req.method().to_string();
+        if self.shared.builtin_routes
+            && let Some((route, res)) =
+                routes::builtin(req.method(), req.path(), state, &self.shared.phase)
+        {
+            let response = done.finish(route.to_owned(), method, res.into());
+            return Answer::Now {
+                response: Some(response),
+            };
+        }
+        let max = state.settings.limits.max_body_bytes;
+        let announced = announced_length(&req);
+        if announced.is_some_and(|len| len > max as u64) {
+            let res = routes::too_large(max).error_response();
+            let response = done.finish("unmatched".to_owned(), method, res.into());
+            return Answer::Now {
+                response: Some(response),
+            };
+        }
+        // A body is coming: bound the time to receive it, and learn whether
+        // the handler read it to the end.
+        let mut body_finished = None;
+        if has_body(&req, announced) {
+            // A backstop: a handler reading the body under the same timeout
+            // (the reference service's `/echo`) answers 408 first; the
+            // connection ends just after.
+            let deadline = tokio::time::Instant::now()
+                + state.settings.server.client_body_timeout
+                + BODY_DEADLINE_GRACE;
+            let (payload, finished) =
+                Tracked::wrap(req.take_payload(), done.conn.clone(), deadline);
+            req = req.replace_payload(payload).0;
+            body_finished = Some(finished);
+        }
+        Answer::Later {
+            app: self.app.call(req),
+            done: Some(done),
+            method,
+            body_finished,
+            in_flight,
+        }
+    }
+}
+
+/// Decrements the in-flight gauge however the request ends, even when the
+/// client goes away and the response future is dropped.
+pub(crate) struct InFlight(web::Data<AppState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.metrics.in_flight.dec();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response, handoff's own at once or the application's later.
+    #[project = AnswerProj]
+    pub(crate) enum Answer<F> {
+        Now { response: Option<Response<Counted>> },
+        Later {
+            #[pin]
+            app: F,
+            done: Option<Done>,
+            method: String,
+            body_finished: Option<Rc<Cell<bool>>>,
+            in_flight: InFlight,
+        },
+    }
+}
+
+impl<F, B> Future for Answer<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+    B: MessageBody + 'static,
+{
+    type Output = Result<Response<Counted>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AnswerProj::Now { response } => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
+            AnswerProj::Later {
+                app,
+                done,
+                method,
+                body_finished,
+                ..
+            } => {
+                let result = std::task::ready!(app.poll(cx));
+                let mut done = done.take().expect("polled after completion");
+                done.unread_body = body_finished.as_ref().is_some_and(|f| !f.get());
+                let method = std::mem::take(method);
+                let response = match result {
+                    Ok(res) => {
+                        let route = res
+                            .request()
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".to_owned());
+                        done.finish(route, method, res.map_into_boxed_body().into())
+                    }
+                    // An error the application did not turn into a response
+                    // itself: answered here, so it is counted like any other.
+                    Err(e) => {
+                        let res: HttpResponse = e.error_response();
+                        done.finish("unmatched".to_owned(), method, res.into())
+                    }
+                };
+                Poll::Ready(Ok(response))
+            }
+        }
+    }
+}
+
+/// Finishes a response: counts it, marks `Connection: close` when due, and
+/// ties its body to the connection.
+pub(crate) struct Done {
+    state: web::Data<AppState>,
+    phase: web::Data<Phase>,
+    conn: Option<Rc<ConnState>>,
+    /// The handler left part of the request body unread.
+    unread_body: bool,
+}
+
+impl Done {
+    fn finish(
+        self,
+        route: String,
+        method: String,
+        mut res: Response<BoxBody>,
+    ) -> Response<Counted> {
+        // Draining now, even if it was not when the request came.
+        if self.unread_body || self.phase.is_draining() {
+            res.head_mut().set_connection_type(ConnectionType::Close);
+        }
+        let status = res.status().as_u16();
+        self.state
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                method,
+                status,
+            })
+            .inc();
+        let conn = self.conn;
+        res.map_body(|_, body| Counted { body, conn })
+    }
+}
+
+fn announced_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A request has a body when it announces a length above zero or a transfer
+/// coding (RFC 9112 §6.3); the parser has refused anything ambiguous.
+fn has_body(req: &Request, announced: Option<u64>) -> bool {
+    announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
+}
+
+/// A response body that tells the connection when the dispatcher is done
+/// with it (dropped after its last byte was encoded, or never polled when
+/// empty): part of knowing that a connection is idle.
+pub(crate) struct Counted {
+    body: BoxBody,
+    conn: Option<Rc<ConnState>>,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.conn {
+            conn.response_done();
+        }
+    }
+}
+
+impl MessageBody for Counted {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> actix_http::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}

@@ -1,0 +1,372 @@
+//! The HTTP server: actix-server accepting on the taken listeners,
+//! actix-http speaking HTTP/1.1 over handoff's own connection type
+//! ([`conn::Conn`]), the [`middleware`] layer, and the service's `App`.
+//!
+//! This is what `actix_web::HttpServer` assembles, with one difference that
+//! is the reason for doing it here: every accepted stream is wrapped in
+//! `Conn` before the dispatcher sees it, so that handoff bounds each
+//! connection's cost and can hand an idle one to another process.
+//!
+//! One run of the server on the listeners is an [`Instance`]: it starts,
+//! serves, and drains (handing its idle connections over, see `handover`).
+
+pub mod conn;
+mod framing;
+pub mod metrics;
+mod middleware;
+mod payload;
+pub mod routes;
+pub mod state;
+
+use std::future::ready;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_http::HttpService;
+use actix_http::error::DispatchError;
+use actix_service::boxed::{self, BoxServiceFactory};
+use actix_service::{IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceFactory as AppServiceFactory};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
+use tokio::net::{TcpStream, UnixStream};
+
+use crate::handover::{Destination, Handover};
+use crate::sockets::{Listener, Taken};
+use conn::{Conn, ConnState, Stream};
+use state::{AppState, Phase};
+
+/// A server instance could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serve on {addr}: {source}")]
+pub struct StartError {
+    addr: String,
+    source: std::io::Error,
+}
+
+/// The service's application, as what serves one connection, for each kind
+/// of stream. The `App` type the service wrote is erased here, once per
+/// connection: nothing boxed is added per request.
+#[derive(Clone)]
+pub(crate) struct UserApp {
+    tcp: MakeConn<TcpStream>,
+    unix: MakeConn<UnixStream>,
+}
+
+/// What serves one accepted connection.
+type ConnFactory<S> = BoxServiceFactory<(), S, (), DispatchError, ()>;
+/// Makes, on a worker, what serves its connections of one kind.
+type MakeConn<S> = Arc<dyn Fn(&Parts) -> ConnFactory<S> + Send + Sync>;
+
+impl UserApp {
+    /// `make` builds the service's `App`, once for every worker and listener
+    /// (actix-web's `App` serves one worker); handoff adds the data its
+    /// handlers may ask for (`Info`, `RequestLimits`) and its middleware.
+    pub fn new<F, T, B>(make: F, builtin_routes: bool) -> Self
+    where
+        F: Fn() -> App<T> + Send + Clone + 'static,
+        T: AppServiceFactory<
+                ServiceRequest,
+                Config = (),
+                Response = ServiceResponse<B>,
+                Error = actix_web::Error,
+                InitError = (),
+            > + 'static,
+        B: MessageBody + 'static,
+    {
+        // The closure runs on every worker thread; the factory need only be
+        // Send, as actix-web's HttpServer asks, so each call clones it out.
+        let make = Arc::new(Mutex::new(make));
+        let app = move |parts: &Parts| {
+            let make = make.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            make()
+                .app_data(web::Data::new(parts.state.info.clone()))
+                .app_data(web::Data::new(parts.state.limits()))
+                .into_factory()
+        };
+        let tcp_app = app.clone();
+        Self {
+            tcp: Arc::new(move |parts| pipeline(tcp_app(parts), parts, builtin_routes)),
+            unix: Arc::new(move |parts| pipeline(app(parts), parts, builtin_routes)),
+        }
+    }
+}
+
+/// What one connection's service is built from.
+#[derive(Clone)]
+pub(crate) struct Parts {
+    pub state: web::Data<AppState>,
+    pub phase: web::Data<Phase>,
+    pub handover: Arc<Handover>,
+}
+
+/// accept -> `Conn` -> HTTP/1.1 dispatcher -> middleware -> `App`.
+fn pipeline<S, A, B>(app: A, parts: &Parts, builtin_routes: bool) -> ConnFactory<S>
+where
+    S: Stream + PeerAddr,
+    A: ServiceFactory<
+            actix_http::Request,
+            Config = actix_web::dev::AppConfig,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    A::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let s = &parts.state.settings.server;
+    let send_timeout = s.send_timeout;
+    let layer = middleware::Factory {
+        app,
+        shared: middleware::Shared {
+            state: parts.state.clone(),
+            phase: parts.phase.clone(),
+            builtin_routes,
+        },
+    };
+    // No graceful_shutdown_signal: at a drain, `Conn` releases idle
+    // connections itself (handed over) and the middleware answers busy ones
+    // with `Connection: close`.
+    let http = HttpService::<Conn<S>, _, _>::build()
+        .keep_alive(if s.keep_alive.is_zero() {
+            actix_http::KeepAlive::Disabled
+        } else {
+            actix_http::KeepAlive::Timeout(s.keep_alive)
+        })
+        .client_request_timeout(s.client_header_timeout)
+        .on_connect_ext(|conn: &Conn<S>, ext| {
+            ext.insert::<Rc<ConnState>>(conn.state());
+        })
+        .h1(layer.into_factory());
+    let handover = parts.handover.clone();
+    boxed::factory(
+        fn_service(move |io: S| {
+            let peer = io.peer();
+            ready(Ok((Conn::new(io, send_timeout, handover.clone()), peer)))
+        })
+        .and_then(http),
+    )
+}
+
+/// One run of the HTTP server on the listeners.
+pub(crate) struct Instance {
+    handle: ServerHandle,
+    task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+    parts: Parts,
+    app: UserApp,
+    /// Connections adopted from another process, served on this thread.
+    adopted: tokio_util::task::TaskTracker,
+}
+
+impl Instance {
+    /// Starts serving on every listener.
+    pub fn start(
+        state: &web::Data<AppState>,
+        app: &UserApp,
+        listeners: &[Taken],
+    ) -> Result<Self, StartError> {
+        let parts = Parts {
+            state: state.clone(),
+            phase: web::Data::new(Phase::default()),
+            handover: Arc::new(Handover::new(state.metrics.connections.clone())),
+        };
+        let s = &state.settings.server;
+        let workers = if s.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            s.workers
+        }
+        // actix-server panics above this; the configuration refuses more.
+        .min(crate::settings::MAX_WORKERS);
+        let mut builder = Server::build()
+            .workers(workers)
+            .max_concurrent_connections(s.max_connections)
+            .shutdown_timeout(s.drain_timeout.as_secs().max(1))
+            // Signals are the lifecycle's: SIGHUP means hand-off, not stop.
+            .disable_signals();
+        for taken in listeners {
+            let addr = taken.listener.local_addr();
+            let fail = |source| StartError {
+                addr: addr.clone(),
+                source,
+            };
+            let name = format!("http {addr}");
+            let (tcp, unix, parts) = (app.tcp.clone(), app.unix.clone(), parts.clone());
+            // actix takes ownership of a clone; the original stays for a
+            // later hand-off.
+            builder = match taken.listener.try_clone().map_err(fail)? {
+                Listener::Tcp(l) => builder.listen(name, l, move || tcp(&parts)).map_err(fail)?,
+                Listener::Unix(l) => builder
+                    .listen_uds(name, l, move || unix(&parts))
+                    .map_err(fail)?,
+            };
+        }
+        let server = builder.run();
+        Ok(Self {
+            handle: server.handle(),
+            task: actix_web::rt::spawn(server),
+            parts,
+            app: app.clone(),
+            adopted: tokio_util::task::TaskTracker::new(),
+        })
+    }
+
+    /// Where this instance stands (the lame duck, the drain).
+    pub fn phase(&self) -> &Phase {
+        &self.parts.phase
+    }
+
+    /// Serves every connection from `rx` (handed over by the previous process
+    /// or kept in systemd's store): idle, so the next bytes on each are the
+    /// start of a request. On this thread, beside the workers, until `rx`
+    /// closes.
+    pub fn adopt_all(
+        &self,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>,
+    ) -> impl Future<Output = ()> + 'static {
+        let (tcp, unix) = ((self.app.tcp)(&self.parts), (self.app.unix)(&self.parts));
+        let state = self.parts.state.clone();
+        let adopted = self.adopted.clone();
+        async move {
+            let (Ok(tcp), Ok(unix)) = (tcp.new_service(()).await, unix.new_service(()).await)
+            else {
+                tracing::error!("cannot build the service for adopted connections");
+                return;
+            };
+            let (tcp, unix) = (Rc::new(tcp), Rc::new(unix));
+            // actix-server bounds the connections it accepts per worker; these
+            // it never sees, so the same bound applies to them here.
+            let cap = state.settings.server.max_connections;
+            while let Some(fd) = rx.recv().await {
+                if adopted.len() >= cap {
+                    tracing::warn!(cap, "too many adopted connections; closing one");
+                    state.metrics.connections.closed.inc();
+                    continue;
+                }
+                let unix_socket = socket2::SockRef::from(&fd)
+                    .local_addr()
+                    .is_ok_and(|a| a.is_unix());
+                let served = if unix_socket {
+                    serve_adopted(&adopted, &unix, fd)
+                } else {
+                    serve_adopted(&adopted, &tcp, fd)
+                };
+                match served {
+                    Ok(()) => {
+                        state.metrics.connections.adopted.inc();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot serve an adopted connection"),
+                }
+            }
+        }
+    }
+
+    /// Stops accepting, hands idle connections to `to` (none: they stay until
+    /// their next request or their keep-alive timeout), lets requests in
+    /// flight finish within `server.drain_timeout`, and waits for the
+    /// instance to end.
+    pub async fn drain(self, reason: impl std::fmt::Debug, to: Option<Destination>) {
+        let state = &self.parts.state;
+        if self.parts.phase.begin_draining() {
+            state.metrics.drains.inc();
+        }
+        let timeout = state.settings.server.drain_timeout;
+        tracing::info!(
+            reason = ?reason,
+            in_flight = state.metrics.in_flight.get(),
+            timeout_s = timeout.as_secs(),
+            "draining: stopped accepting, finishing requests in flight"
+        );
+        let started = Instant::now();
+        let counts = &state.metrics.connections;
+        let before = (
+            counts.handed_over.get(),
+            counts.stored.get(),
+            counts.closed.get(),
+        );
+        // Stop accepting first and let the workers take and read what was
+        // already accepted: actix's stop drops connections still queued for a
+        // worker. Connections not yet accepted stay in the kernel's queue
+        // for the next process. Every connection is woken: idle ones are
+        // handed over at once, busy ones when their response is out.
+        self.handle.pause().await;
+        self.parts.handover.begin(to);
+        tokio::time::sleep(ACCEPTED_GRACE).await;
+        self.handle.stop(true).await;
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "server instance failed while draining"),
+            Err(e) => tracing::error!(error = %e, "server instance task failed"),
+        }
+        // Connections adopted from a predecessor are served outside
+        // actix-server: wait for them too.
+        self.adopted.close();
+        let left_for_adopted = timeout.saturating_sub(started.elapsed());
+        if tokio::time::timeout(left_for_adopted, self.adopted.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                connections = self.adopted.len(),
+                "drain timeout reached with adopted connections still busy"
+            );
+        }
+        self.parts.handover.end().await;
+        tracing::info!(
+            handed_over = counts.handed_over.get() - before.0,
+            stored = counts.stored.get() - before.1,
+            closed = counts.closed.get() - before.2,
+            "idle connections at the drain"
+        );
+        let took = started.elapsed();
+        let left = state.metrics.in_flight.get();
+        if left > 0 {
+            tracing::warn!(
+                left,
+                took_ms = millis(took),
+                "drain timeout reached; cut off requests in flight"
+            );
+        } else {
+            tracing::info!(took_ms = millis(took), "drained");
+        }
+    }
+}
+
+/// Serves one adopted connection with `service`, on this thread.
+fn serve_adopted<S: Stream>(
+    adopted: &tokio_util::task::TaskTracker,
+    service: &Rc<impl actix_service::Service<S> + 'static>,
+    fd: OwnedFd,
+) -> std::io::Result<()> {
+    let io = S::from_fd(fd)?;
+    let service = service.clone();
+    adopted.spawn_local(async move { service.call(io).await });
+    Ok(())
+}
+
+/// Time for workers to pick up and read connections accepted before the pause.
+const ACCEPTED_GRACE: Duration = Duration::from_millis(100);
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    d.as_millis().try_into().unwrap_or(u64::MAX)
+}
+
+/// The client's address, where the transport has one.
+pub trait PeerAddr {
+    fn peer(&self) -> Option<std::net::SocketAddr>;
+}
+
+impl PeerAddr for TcpStream {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer_addr().ok()
+    }
+}
+
+impl PeerAddr for UnixStream {
+    fn peer(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
+}

@@ -1,0 +1,373 @@
+//! The process lifecycle, as one state machine, top to bottom in [`serve`]
+//! and [`run`]:
+//!
+//! ```text
+//!  Start ──> Ready ──> Serving ──stop signal──> LameDuck ──> Draining ──> Exit
+//!                       │   ^
+//!          SIGHUP, or   │   │ the successor died while this process could
+//!  `handoff reload`     v   │ still serve, and nobody supervises it:
+//!                     HandedOff ────────────── take the listeners back
+//!            (draining, idle connections to the successor) ──> Exit
+//! ```
+//!
+//! - Start: stop and reload signals are blocked from the first instruction
+//!   and handled before anything can report ready, so a signal that arrives
+//!   while the process starts (or the moment it is ready) waits, never kills.
+//!   Then logging, the open-files limit, what a predecessor passed
+//!   (generation, ready channel), the sockets, and, unless this is PID 1 of a
+//!   container (which supervises instead, see `supervisor`), the runtime:
+//!   signal handlers, the service's state (its database pool, built before
+//!   the process reports ready, so a start or a reload that cannot build it
+//!   fails), and a server instance on the listeners.
+//! - Ready: tell systemd (`READY=1`), or the predecessor, which then names
+//!   this process to systemd and hands its idle connections over.
+//! - Serving: until a stop signal, or a reload whose successor serves.
+//! - LameDuck (`server.shutdown_delay`, stops only): still serving, `/readyz`
+//!   at 503, so a load balancer takes this host out before anything closes.
+//! - Draining: stop accepting, finish requests in flight; idle connections go
+//!   to systemd's fd store when there is one (the next process serves them),
+//!   else stay until their next request or keep-alive timeout.
+//! - HandedOff: the successor serves; this instance drains, and its idle
+//!   connections go to the successor. Under a service manager the successor
+//!   is the unit's main process and `Restart=` covers its death. Without
+//!   one, this process is the only one that can: it watches the successor
+//!   for at least [`STANDBY`] and, if it dies abnormally meanwhile, serves
+//!   the listeners again.
+//! - Exit: the service's drain hooks (close the pool), then the exit status.
+
+mod control;
+pub(crate) mod reload;
+mod signals;
+pub(crate) mod stop;
+mod successor;
+mod supervisor;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use actix_web::web;
+use tokio::sync::mpsc;
+
+use crate::handover::{self, Destination};
+use crate::http::state::{AppState, Info};
+use crate::http::{Instance, StartError, UserApp, millis};
+use crate::settings::Settings;
+use crate::{exit, notify, sockets, telemetry};
+use reload::Reloader;
+use signals::{Event, Signals};
+use successor::Successor;
+
+pub(crate) use reload::request as request_reload;
+
+/// How the service's application starts in a process: builds its state (once,
+/// before the process reports ready) and returns the app and drain hooks
+/// that use it.
+pub(crate) type Start = Box<dyn FnOnce(Info) -> LocalFuture<Result<Started, String>>>;
+
+/// The service's application, once its state is built.
+pub(crate) struct Started {
+    pub app: UserApp,
+    /// Run after the drain, when no request is in flight any more.
+    pub on_drain: Vec<DrainHook>,
+}
+
+pub(crate) type DrainHook = Box<dyn Fn() -> LocalFuture<Result<(), String>>>;
+pub(crate) type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Why the process stops, after Serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM, SIGINT or SIGRTMIN+3: drained and exiting.
+    Signal(&'static str),
+    /// The listeners were handed to a new process, which now serves.
+    HandedOff,
+}
+
+/// Why the process failed after Start began (exit status 70).
+#[derive(Debug, thiserror::Error)]
+enum Failed {
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("the service's state could not be built: {0}")]
+    State(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// How long an unsupervised old process stays to take its listeners back if
+/// its successor dies, even when its own drain ends sooner.
+pub const STANDBY: Duration = Duration::from_secs(2);
+
+/// Runs the service's process from Start to Exit; the exit status.
+pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
+    // Start: signals first, so that none is lost or fatal from here on.
+    signals::block();
+    telemetry::init(&settings.log, name);
+    raise_fd_limit();
+    // Before the runtime starts any thread: these edit the environment.
+    let inherited = match successor::take_env() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "bad hand-off environment");
+            eprintln!("{name}: {e}");
+            return exit::DATAERR;
+        }
+    };
+    let passed = match sockets::take_or_bind(&settings.server.listen, settings.server.backlog) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot take listeners");
+            eprintln!("{name}: {e}");
+            return if e.is_environment() {
+                exit::DATAERR
+            } else {
+                exit::UNAVAILABLE
+            };
+        }
+    };
+    // PID 1 of a container: supervise generations instead of serving, so
+    // that a reload does not end the container.
+    if inherited.ready_fd.is_none() && supervisor::wanted() {
+        return supervisor::run(passed.listeners, settings.handoff.ready_timeout);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let generation = inherited.generation;
+    let reloader = Reloader::new(inherited, exe, args, settings.handoff.ready_timeout);
+    let system = actix_web::rt::System::new();
+    match system.block_on(run(settings, generation, start, passed, reloader)) {
+        Ok(stop) => {
+            tracing::info!(reason = ?stop, "exit");
+            exit::OK
+        }
+        Err(e) => {
+            tracing::error!("failed: {e}");
+            eprintln!("{name}: {e}");
+            exit::SOFTWARE
+        }
+    }
+}
+
+/// Start (the part in the runtime) to Exit.
+async fn run(
+    settings: Settings,
+    generation: u64,
+    start: Start,
+    passed: sockets::Passed,
+    mut reloader: Reloader,
+) -> Result<Stop, Failed> {
+    let mut signals = Signals::install().map_err(Failed::Signals)?;
+    let state = web::Data::new(AppState::new(settings, generation));
+    let started = start(state.info.clone()).await.map_err(Failed::State)?;
+    let listeners = passed.listeners;
+    let mut instance = Instance::start(&state, &started.app, &listeners)?;
+    // Connections handed to this process are served by the first instance;
+    // if it drains meanwhile, they are idle and go on with its others.
+    let (adopt, adopted) = mpsc::unbounded_channel();
+    actix_web::rt::spawn(instance.adopt_all(adopted));
+    if !passed.connections.is_empty() {
+        tracing::info!(
+            connections = passed.connections.len(),
+            "serving connections kept in the service manager's store"
+        );
+        handover::forget_stored();
+        for fd in passed.connections {
+            let _ = adopt.send(fd);
+        }
+    }
+
+    // Ready.
+    for taken in &listeners {
+        tracing::info!(listener = %taken, "listening");
+    }
+    tracing::info!(
+        pid = state.info.pid,
+        generation,
+        listeners = listeners.len(),
+        "ready"
+    );
+    reloader.ready(&state, &listeners, &adopt);
+    let watchdog = notify::watchdog_interval().map(spawn_watchdog);
+    // Drains of instances handed over and then taken back; awaited at exit.
+    let mut retired = Vec::new();
+
+    let stop = loop {
+        // Serving.
+        let event = tokio::select! {
+            event = signals.next() => {
+                if event == Event::Reload {
+                    tracing::info!("SIGHUP: handing the listeners to a new process");
+                }
+                event
+            }
+            () = reloader.requested() => Event::Reload,
+        };
+        let mut successor = match event {
+            Event::Stop(name) => {
+                lame_duck(&state, &instance, &mut signals, name).await;
+                // Draining: idle connections go to the fd store if there is
+                // one (a restart's next process serves them).
+                let stop = Stop::Signal(name);
+                notify::stopping(&format!(
+                    "draining {} requests in flight",
+                    state.metrics.in_flight.get()
+                ));
+                instance.drain(stop, Destination::store()).await;
+                break stop;
+            }
+            Event::Reload => match reloader.reload(&state, &listeners).await {
+                None => continue,
+                Some(successor) => successor,
+            },
+        };
+        // HandedOff: idle connections go to the successor. (No STOPPING=1:
+        // the successor is the unit's main process now.)
+        let to = successor.take_channel().map(Destination::Successor);
+        let drained = actix_web::rt::spawn(instance.drain(Stop::HandedOff, to));
+        if notify::supervised() {
+            let _ = drained.await;
+            break Stop::HandedOff;
+        }
+        match watch(successor, &mut signals).await {
+            Watch::Confirmed => {
+                let _ = drained.await;
+                break Stop::HandedOff;
+            }
+            Watch::Died(status) => {
+                tracing::error!(
+                    %status,
+                    "the successor died while this process could still serve; \
+                     taking the listeners back"
+                );
+                state.metrics.record_handoff("successor_died");
+                retired.push(drained);
+                instance = Instance::start(&state, &started.app, &listeners)?;
+                reloader.ready(&state, &listeners, &adopt);
+            }
+        }
+    };
+
+    // Exit.
+    for drain in retired {
+        let _ = drain.await;
+    }
+    // No request is in flight any more: the application's own clean-up.
+    let limit = state.settings.server.drain_timeout;
+    for hook in &started.on_drain {
+        match tokio::time::timeout(limit, hook()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "drain hook failed"),
+            Err(_) => tracing::error!(
+                timeout_s = limit.as_secs(),
+                "drain hook did not finish within server.drain_timeout"
+            ),
+        }
+    }
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    Ok(stop)
+}
+
+/// LameDuck: `server.shutdown_delay` of serving with `/readyz` at 503, so
+/// that a load balancer's health check takes this host out before anything
+/// closes. A second stop signal ends it early.
+async fn lame_duck(state: &AppState, instance: &Instance, signals: &mut Signals, first: &str) {
+    let delay = state.settings.server.shutdown_delay;
+    if delay.is_zero() {
+        return;
+    }
+    instance.phase().begin_lame_duck();
+    let status = format!(
+        "stopping ({first}): serving {} more, /readyz says 503",
+        crate::settings::duration::display(delay)
+    );
+    notify::stopping(&status);
+    tracing::info!(
+        signal = first,
+        delay_ms = millis(delay),
+        "lame duck: {status}"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        second = signals.stop() => {
+            tracing::info!(signal = second, "second stop signal: draining now");
+        }
+    }
+}
+
+enum Watch {
+    /// It outlived the standby, or this process was told to stop meanwhile.
+    Confirmed,
+    Died(std::process::ExitStatus),
+}
+
+/// HandedOff without a service manager: watches the successor for
+/// [`STANDBY`]. A successor that ends with status 0 was stopped on purpose
+/// (SIGTERM, drained): not taken back.
+async fn watch(mut successor: Successor, signals: &mut Signals) -> Watch {
+    let standby = tokio::time::sleep(STANDBY);
+    tokio::select! {
+        status = successor.exited() => {
+            if status.success() {
+                tracing::info!(pid = successor.pid(), "the successor exited normally");
+                Watch::Confirmed
+            } else {
+                Watch::Died(status)
+            }
+        }
+        () = standby => Watch::Confirmed,
+        name = signals.stop() => {
+            tracing::info!(signal = name, "stopping: no longer standing by for the successor");
+            Watch::Confirmed
+        }
+    }
+}
+
+fn spawn_watchdog(every: Duration) -> actix_web::rt::task::JoinHandle<()> {
+    tracing::info!(interval_ms = millis(every), "watchdog enabled");
+    actix_web::rt::spawn(async move {
+        // The first ping after one interval: a successor becomes the main
+        // process (and may ping) only after it reported ready.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            notify::watchdog();
+        }
+    })
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go's runtime
+/// does: the inherited soft limit (often 1024) is far below what a server
+/// with keep-alive clients needs, and the hard limit is the administrator's
+/// real bound (`LimitNOFILE=` in the unit). At the limit, accept(2) fails
+/// with EMFILE; actix-server then pauses accepting for 500 ms and retries,
+/// while the connections already open are served.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    let before = lim.rlim_cur;
+    if before >= lim.rlim_max {
+        tracing::debug!(nofile = before, "open files limit");
+        return;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        tracing::info!(
+            from = before,
+            to = lim.rlim_max,
+            "raised the open files limit"
+        );
+    } else {
+        tracing::warn!(
+            nofile = before,
+            error = %std::io::Error::last_os_error(),
+            "cannot raise the open files limit; set LimitNOFILE= in the unit"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! The settings of a handoff service: its sections (`server`, `limits`,
+//! `log`, `handoff`, and the service's own `app`), their defaults and the
+//! checks that serde cannot make. How they are layered from defaults, file,
+//! environment and flags is `layers`.
+//!
+//! Unknown keys and bad values are errors that name the key and the value;
+//! the caller maps them to exit status 78 (EX_CONFIG).
+
+mod app;
+pub mod duration;
+mod layers;
+
+pub use app::{APP_SECTION, AppSettings, NoAppSettings, SettingError};
+pub use layers::{Overrides, config_file};
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The most worker threads actix-server starts (it panics above).
+pub const MAX_WORKERS: usize = 512;
+/// The largest configuration file read; anything larger is not a
+/// configuration (and `/dev/zero` would otherwise be read forever).
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub limits: LimitSettings,
+    pub log: LogSettings,
+    pub handoff: HandoffSettings,
+    /// The service's own section, read into its [`AppSettings`] type.
+    #[serde(skip_serializing)]
+    app: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Addresses bound when systemd passes no sockets: `host:port` or a unix
+    /// socket path (anything containing a `/`).
+    pub listen: Vec<String>,
+    /// Worker threads; 0 means one per CPU.
+    pub workers: usize,
+    /// listen(2) backlog for sockets handoff binds itself (systemd's own
+    /// sockets use the unit's `Backlog=`).
+    pub backlog: u32,
+    /// Concurrent connections per worker before accept pauses.
+    pub max_connections: usize,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[serde(with = "duration")]
+    pub drain_timeout: Duration,
+    /// Lame duck: how long to keep serving after SIGTERM, with `/readyz`
+    /// answering 503, before the drain begins, so that a load balancer's
+    /// health check takes the host out first. Not applied to a reload.
+    #[serde(with = "duration")]
+    pub shutdown_delay: Duration,
+    /// Idle time after which a keep-alive connection is closed; 0 disables keep-alive.
+    #[serde(with = "duration")]
+    pub keep_alive: Duration,
+    /// Time a client has to send the request head (headers).
+    #[serde(with = "duration")]
+    pub client_header_timeout: Duration,
+    /// Time a client has to send the request body, from the end of the head.
+    #[serde(with = "duration")]
+    pub client_body_timeout: Duration,
+    /// Longest time a response may wait for the client to read any of it
+    /// (between two successful writes); then the connection is closed.
+    #[serde(with = "duration")]
+    pub send_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter: `info`, `debug`, `handoff=debug,actix_server=warn`, ...
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// The journal under systemd (`JOURNAL_STREAM`), human-readable text otherwise.
+    Auto,
+    Text,
+    Json,
+    Journald,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffSettings {
+    /// How long a new process may take to report ready during a reload
+    /// before it is stopped and the old process keeps serving.
+    #[serde(with = "duration")]
+    pub ready_timeout: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: vec!["127.0.0.1:8080".to_owned()],
+            workers: 0,
+            backlog: 1024,
+            max_connections: 25_000,
+            drain_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
+            keep_alive: Duration::from_secs(5),
+            client_header_timeout: Duration::from_secs(5),
+            client_body_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".to_owned(),
+            format: LogFormat::Auto,
+        }
+    }
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self {
+            ready_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration that cannot be used; the message names key and value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{key} = {value:?}: {reason}")]
+    Value {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Checks what serde cannot: ranges and the syntax of strings.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: &dyn fmt::Display, reason: &str| {
+            Err(ConfigError::Value {
+                key: key.to_owned(),
+                value: value.to_string(),
+                reason: reason.to_owned(),
+            })
+        };
+        let s = &self.server;
+        if s.listen.is_empty() {
+            return bad(
+                "server.listen",
+                &"[]",
+                "at least one address is needed when systemd passes no sockets",
+            );
+        }
+        for addr in &s.listen {
+            if let Err(reason) = ListenAddr::parse(addr) {
+                return bad("server.listen", addr, &reason);
+            }
+        }
+        if s.workers > MAX_WORKERS {
+            return bad(
+                "server.workers",
+                &s.workers,
+                &format!("must be 0 (one per CPU) to {MAX_WORKERS}"),
+            );
+        }
+        if s.backlog == 0 || s.backlog > 65_535 {
+            return bad("server.backlog", &s.backlog, "must be 1 to 65535");
+        }
+        if s.max_connections == 0 {
+            return bad("server.max_connections", &0, "must be at least 1");
+        }
+        if s.drain_timeout.is_zero() || s.drain_timeout > Duration::from_secs(3600) {
+            return bad(
+                "server.drain_timeout",
+                &duration::display(s.drain_timeout),
+                "must be more than 0s and at most 1h",
+            );
+        }
+        if s.shutdown_delay > Duration::from_secs(3600) {
+            return bad(
+                "server.shutdown_delay",
+                &duration::display(s.shutdown_delay),
+                "must be at most 1h",
+            );
+        }
+        if s.client_header_timeout.is_zero() {
+            return bad(
+                "server.client_header_timeout",
+                &"0s",
+                "must be more than 0s, or slow clients hold connections forever",
+            );
+        }
+        if s.client_body_timeout.is_zero() {
+            return bad("server.client_body_timeout", &"0s", "must be more than 0s");
+        }
+        if s.send_timeout.is_zero() {
+            return bad(
+                "server.send_timeout",
+                &"0s",
+                "must be more than 0s, or clients that never read hold connections forever",
+            );
+        }
+        if self.limits.max_body_bytes == 0 {
+            return bad("limits.max_body_bytes", &0, "must be at least 1");
+        }
+        if let Err(reason) = check_log_filter(&self.log.level) {
+            return bad("log.level", &self.log.level, &reason);
+        }
+        if self.handoff.ready_timeout.is_zero() {
+            return bad("handoff.ready_timeout", &"0s", "must be more than 0s");
+        }
+        Ok(())
+    }
+
+    /// The effective settings as TOML, for `check-config`, with the
+    /// service's own section when it has any keys.
+    pub fn to_toml(&self, app: &impl AppSettings) -> String {
+        let mut table = toml::Table::try_from(self).expect("settings always serialize to TOML");
+        match toml::Table::try_from(app) {
+            Ok(section) if !section.is_empty() => {
+                table.insert(APP_SECTION.to_owned(), toml::Value::Table(section));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "the app settings do not serialize to TOML"),
+        }
+        toml::to_string_pretty(&table).expect("a TOML table serializes")
+    }
+}
+
+/// The tracing levels a bare filter word may name.
+const LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+
+/// A tracing filter as `EnvFilter` parses it, except that a bare word must be
+/// a level: `EnvFilter` reads `inof` as "everything from target inof", which
+/// silences all logs instead of failing. Targets take `target=level`.
+pub(crate) fn check_log_filter(filter: &str) -> Result<(), String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(filter)
+        .map_err(|e| e.to_string())?;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        if bare && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{directive:?} is not a level ({}); name a target as target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A listening address in the settings: `host:port`, or a unix socket path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    /// Anything with a `/` is a unix socket path (`./app.sock`, `/run/x.sock`);
+    /// everything else must be `host:port`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.contains('/') {
+            return Ok(Self::Unix(PathBuf::from(text)));
+        }
+        let Some((host, port)) = text.rsplit_once(':') else {
+            return Err("expected host:port (e.g. 127.0.0.1:8080, [::]:8080) \
+                 or a unix socket path containing '/'"
+                .to_owned());
+        };
+        if host.is_empty() {
+            return Err("host is empty; use 0.0.0.0:PORT or [::]:PORT for all addresses".into());
+        }
+        port.parse::<u16>()
+            .map_err(|_| format!("port {port:?} is not a number from 0 to 65535"))?;
+        Ok(Self::Tcp(text.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_word_in_the_log_filter_must_be_a_level() {
+        assert!(check_log_filter("info").is_ok());
+        assert!(check_log_filter("WARN,handoff=debug").is_ok());
+        assert!(check_log_filter("handoff[request]=trace").is_ok());
+        let err = check_log_filter("inof").unwrap_err();
+        assert!(err.contains("\"inof\" is not a level"), "{err}");
+        assert!(check_log_filter("info,handof").is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            ListenAddr::parse("127.0.0.1:8080"),
+            Ok(ListenAddr::Tcp("127.0.0.1:8080".into()))
+        );
+        assert_eq!(
+            ListenAddr::parse("[::]:80"),
+            Ok(ListenAddr::Tcp("[::]:80".into()))
+        );
+        assert_eq!(
+            ListenAddr::parse("./h.sock"),
+            Ok(ListenAddr::Unix("./h.sock".into()))
+        );
+        assert!(ListenAddr::parse("8080").unwrap_err().contains("host:port"));
+        assert!(ListenAddr::parse("a:99999").unwrap_err().contains("99999"));
+        assert!(
+            ListenAddr::parse(":80")
+                .unwrap_err()
+                .contains("host is empty")
+        );
+    }
+}
