@@ -338,6 +338,21 @@ mod tests {
         }
     }
 
+    #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct WithList {
+        tokens: Vec<String>,
+    }
+
+    impl AppSettings for WithList {}
+
+    #[test]
+    fn a_list_setting_of_the_service_takes_a_comma_separated_environment_value() {
+        let env = vec![("HANDOFF__APP__TOKENS".to_owned(), "a,b".to_owned())];
+        let (_, app) = Settings::load_from::<WithList>(None, env, &Overrides::default()).unwrap();
+        assert_eq!(app.tokens, ["a", "b"]);
+    }
+
     #[test]
     fn whole_numbers_only_for_integer_settings() {
         let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
