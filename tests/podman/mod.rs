@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 pub const BASE_IMAGE: &str = "localhost/debian-systemd:bookworm";
 pub const IMAGE: &str = "localhost/handoff:test";
 pub const HELLO_IMAGE: &str = "localhost/hello:test";
+pub const NOTES_IMAGE: &str = "localhost/notes:test";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,15 +101,25 @@ pub fn image() -> &'static str {
 /// The image of `examples/hello`, built the way a user builds theirs.
 pub fn hello_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
+    example_image(&BUILT, "hello", HELLO_IMAGE)
+}
+
+/// The image of `examples/notes` (its handoff version).
+pub fn notes_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    example_image(&BUILT, "notes", NOTES_IMAGE)
+}
+
+fn example_image(built: &OnceLock<()>, example: &str, tag: &'static str) -> &'static str {
+    built.get_or_init(|| {
         script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
         script(
             "containers/build.sh",
-            &["--example", "hello", HELLO_IMAGE],
+            &["--example", example, tag],
             &[("BASE_IMAGE", BASE_IMAGE)],
         );
     });
-    HELLO_IMAGE
+    tag
 }
 
 /// A running container, removed on drop.
