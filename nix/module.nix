@@ -183,7 +183,7 @@ let
           ExecStart = command;
           ExecReload = "${command} reload --pid $MAINPID";
           # After a reload the main process is not systemd's child; this
-          # signals it and waits until it has drained (see src/stop.rs).
+          # signals it and waits until it has drained (see src/lifecycle/stop.rs).
           ExecStop = "${app.executable} stop --pid=\${MAINPID}";
           TimeoutStopSec = app.settings.server.drain_timeout + app.settings.server.shutdown_delay + 15;
           WatchdogSec = 30;

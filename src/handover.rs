@@ -140,7 +140,7 @@ impl Handover {
     }
 
     /// True when idle connections go somewhere (a successor, the store).
-    pub fn passes(&self) -> bool {
+    pub fn hands_over(&self) -> bool {
         matches!(*lock(&self.sink), Sink::Pump(_))
     }
 

@@ -1,6 +1,6 @@
 //! podman without systemd inside: the host holds the socket, podman passes it
 //! in (`LISTEN_FDS`, `LISTEN_PID=1`), and the image's handoff is the
-//! container's command, so PID 1 (see src/supervisor.rs). The test process
+//! container's command, so PID 1 (see src/lifecycle/supervisor.rs). The test process
 //! holds the socket here, as the host's systemd (a `.socket` unit beside a
 //! quadlet `.container`) or `systemd-socket-activate` would: these are the
 //! `podman run` lines quadlet generates from containers/quadlet/handoff-sa.*.

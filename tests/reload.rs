@@ -430,7 +430,8 @@ fn without_a_supervisor_the_old_process_takes_back_from_a_successor_that_dies() 
     assert_eq!(back, Some(first), "the old process serves again");
     // And keeps serving past its standby and its drain: it is the server now.
     std::thread::sleep(
-        /* the standby, src/server.rs */ Duration::from_secs(2) + Duration::from_secs(1),
+        /* the standby, src/lifecycle/mod.rs */
+        Duration::from_secs(2) + Duration::from_secs(1),
     );
     assert!(alive(first));
     assert_eq!(pid_of(&addr), first);

@@ -172,12 +172,12 @@ impl<S: Stream> Conn<S> {
         if self.drain.as_mut().poll(cx).is_pending() || !self.is_idle() {
             return false;
         }
-        // With nowhere to pass it, closing an idle connection now would fail
+        // With nowhere to hand it, closing an idle connection now would fail
         // whatever request its client is writing at this instant (the 502 of
         // every deploy behind a pool). It is not closed: its next request is
         // served, answered with `Connection: close`, or the keep-alive timer
-        // ends it as at any other time. Passed on, its bytes go with it.
-        if !self.handover.passes() {
+        // ends it as at any other time. Handed over, its bytes go with it.
+        if !self.handover.hands_over() {
             return false;
         }
         self.release = match self.handover.offer(&self.io) {

@@ -325,7 +325,7 @@ pub struct Inherited {
 
 /// Tells the previous process that this one serves, then joins its process
 /// group (see the module docs). Returns the channel, on which the previous
-/// process then passes its idle connections.
+/// process then hands its idle connections over.
 pub fn report_ready(ready_fd: OwnedFd, pgid: Option<libc::pid_t>) -> Option<UnixStream> {
     let mut stream = UnixStream::from(ready_fd);
     let reported = io::Write::write_all(&mut stream, READY_MESSAGE);
