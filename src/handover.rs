@@ -110,6 +110,11 @@ impl Handover {
         self.drain.clone().cancelled_owned()
     }
 
+    /// Whether the drain began.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_cancelled()
+    }
+
     /// Begins the drain: every connection is woken, and idle ones are sent to
     /// `to` from now on (None: none is offered). Call from the thread whose
     /// runtime should run the sending.

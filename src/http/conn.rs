@@ -1,14 +1,23 @@
 //! One accepted connection, wrapped so that whatever its client does, it
 //! costs bounded CPU and memory and ends within the configured timeouts.
 //!
-//! actix-http's HTTP/1 dispatcher has three holes this closes (measured with
+//! actix-http's HTTP/1 dispatcher has four holes this closes (measured with
 //! actix-http 3.20, see tests/hostile.rs):
 //! - A client that pipelines requests and never reads its responses: the
-//!   dispatcher keeps reading and answering into an unbounded write buffer,
-//!   and once its read buffer is full it wakes itself in a loop (100 % CPU).
-//!   Here, reading stops while the socket cannot take our writes (unless a
+//!   dispatcher parses every request it has read and answers each into an
+//!   unbounded write buffer (20 MB a connection, measured), and once its read
+//!   buffer is full it wakes itself in a loop (100 % CPU).
+//! - Pipelined requests mixing `HEAD` with others: its codec keeps one HEAD
+//!   flag per connection, set by the last request parsed, so an answer
+//!   encoded after the next request was parsed gets the wrong framing (a
+//!   body after `HEAD`, none after `GET`).
+//!
+//!   Both are closed by giving the dispatcher one request at a time: the
+//!   bytes of the next request are held back (in the kernel, or here if one
+//!   read brought them) until the answer to the last one is written out.
+//!   Reading also stops while the socket cannot take our writes (unless a
 //!   request body is being received: a client may send its whole body before
-//!   it reads anything), so pipelined requests wait in the kernel.
+//!   it reads anything).
 //! - Nothing bounds how long a response may sit unread: a write that makes
 //!   no progress for `server.send_timeout` ends the connection (nginx's
 //!   `send_timeout` semantics: the time between two successful writes).
@@ -34,7 +43,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -123,6 +132,14 @@ enum Release {
 pub struct Conn<S> {
     io: S,
     state: Rc<ConnState>,
+    /// Bytes read beyond the end of the request the dispatcher has: the
+    /// next pipelined request(s), given to it once the answer is out.
+    ahead: Vec<u8>,
+    /// The client closed its side after the bytes in `ahead`.
+    eof: bool,
+    /// The dispatcher's waker while the next request waits for the answer
+    /// to the last: woken once it is flushed.
+    waiting: Option<Waker>,
     send_timeout: Duration,
     /// Set while the last write could not be completed; cleared by progress.
     write_stall: Option<Pin<Box<Sleep>>>,
@@ -136,6 +153,10 @@ pub struct Conn<S> {
     handover: Arc<Handover>,
     /// Resolves when the instance drains; polled to be woken for it.
     drain: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker `drain` was last polled with: while it is the same, an
+    /// atomic load tells whether the drain began (polling the future again
+    /// would register the waker anew, under a lock, on every read).
+    drain_waker: Option<Waker>,
     release: Release,
 }
 
@@ -144,24 +165,50 @@ impl<S: Stream> Conn<S> {
         Self {
             io,
             state: Rc::new(ConnState::default()),
+            ahead: Vec::new(),
+            eof: false,
+            waiting: None,
             send_timeout,
             write_stall: None,
             body_timer: None,
             framing: Framing::default(),
             flushed_at: Some(0),
             drain: Box::pin(handover.draining()),
+            drain_waker: None,
             handover,
             release: Release::No,
         }
     }
 
-    /// Between two requests, with nothing unanswered and nothing unsent.
-    fn is_idle(&self) -> bool {
+    /// Every request the dispatcher was given is answered, and the answer
+    /// written out.
+    fn answered(&self) -> bool {
         let responses = self.state.responses.get();
+        self.framing.requests() == responses && self.flushed_at == Some(responses)
+    }
+
+    /// Between two requests, with nothing unanswered, nothing unsent and
+    /// nothing read ahead.
+    fn is_idle(&self) -> bool {
         self.framing.at_boundary()
-            && self.framing.requests() == responses
-            && self.flushed_at == Some(responses)
+            && self.answered()
             && self.write_stall.is_none()
+            && self.ahead.is_empty()
+            && !self.eof
+    }
+
+    /// Whether the instance drains; keeps this task registered to be woken
+    /// when it begins.
+    fn poll_draining(&mut self, cx: &mut Context<'_>) -> bool {
+        if self
+            .drain_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            return self.handover.is_draining();
+        }
+        self.drain_waker = Some(cx.waker().clone());
+        self.drain.as_mut().poll(cx).is_ready()
     }
 
     /// At a drain, once idle: hand the socket over, or let it close.
@@ -169,7 +216,7 @@ impl<S: Stream> Conn<S> {
         if self.release != Release::No {
             return true;
         }
-        if self.drain.as_mut().poll(cx).is_pending() || !self.is_idle() {
+        if !self.poll_draining(cx) || !self.is_idle() {
             return false;
         }
         // With nowhere to hand it, closing an idle connection now would fail
@@ -247,8 +294,24 @@ impl<S: Stream> AsyncRead for Conn<S> {
         if let Err(e) = this.poll_body_deadline(cx) {
             return Poll::Ready(Err(e));
         }
+        // The next request waits until the answer to the last one is out
+        // (see the module docs); poll_flush wakes us.
+        if this.framing.at_boundary() && !this.answered() {
+            this.waiting = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        if !this.ahead.is_empty() {
+            let n = this.ahead.len().min(buf.remaining());
+            let n = this.framing.take(&this.ahead[..n]);
+            buf.put_slice(&this.ahead[..n]);
+            this.ahead.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
+        if this.eof {
+            return Poll::Ready(Ok(()));
+        }
         // Responses are waiting for the client to read them: take no further
-        // requests until it does (the kernel's buffers hold them meanwhile).
+        // bytes until it does (the kernel's buffers hold them meanwhile).
         if this.write_stall.is_some() && !this.state.receiving_body() {
             match this.io.poll_writable(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -258,7 +321,13 @@ impl<S: Stream> AsyncRead for Conn<S> {
         let before = buf.filled().len();
         let read = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = read {
-            this.framing.feed(&buf.filled()[before..]);
+            let new = &buf.filled()[before..];
+            // Whatever follows the end of this request waits in `ahead`.
+            let used = this.framing.take(new);
+            if used < new.len() {
+                this.ahead.extend_from_slice(&new[used..]);
+                buf.set_filled(before + used);
+            }
         }
         read
     }
@@ -290,10 +359,16 @@ impl<S: Stream> AsyncWrite for Conn<S> {
         if this.release == Release::HandedOver {
             return Poll::Ready(Ok(()));
         }
-        // actix-http flushes the stream only once its write buffer is empty.
+        // actix-http flushes the stream only once its write buffer is empty,
+        // and on every turn of its loop.
         let flushed = Pin::new(&mut this.io).poll_flush(cx);
         if let Poll::Ready(Ok(())) = flushed {
             this.flushed_at = Some(this.state.responses.get());
+            if this.answered()
+                && let Some(reader) = this.waiting.take()
+            {
+                reader.wake();
+            }
         }
         flushed
     }

@@ -81,33 +81,62 @@ impl Framing {
         self.requests
     }
 
-    /// Follows `bytes`, the next bytes read from the client.
+    /// Follows `bytes`, the next bytes read from the client, whatever
+    /// requests they hold.
+    #[cfg(test)]
     pub fn feed(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
-            let used = match &mut self.state {
-                State::Opaque => return,
+            let used = self.take(bytes);
+            if used == 0 {
+                return;
+            }
+            bytes = &bytes[used..];
+        }
+    }
+
+    /// Follows `bytes` up to the end of the request they are in, and no
+    /// further; how many of them that is (all of them when the request goes
+    /// on beyond, or when the connection is opaque). A connection can be
+    /// given one request at a time this way.
+    pub fn take(&mut self, bytes: &[u8]) -> usize {
+        let mut used = 0;
+        while used < bytes.len() {
+            let rest = &bytes[used..];
+            used += match &mut self.state {
+                State::Opaque => return bytes.len(),
                 State::Boundary => {
                     self.state = State::Head;
                     0
                 }
-                State::Head => self.feed_head(bytes),
+                State::Head => self.feed_head(rest),
                 State::Body(left) => {
-                    let n = (*left).min(bytes.len() as u64);
+                    let n = (*left).min(rest.len() as u64);
                     *left -= n;
                     if *left == 0 {
                         self.state = State::Boundary;
                     }
                     n as usize
                 }
-                State::Chunked(_) => self.feed_chunked(bytes),
+                State::Chunked(_) => self.feed_chunked(rest),
             };
-            bytes = &bytes[used..];
+            if self.state == State::Boundary {
+                break;
+            }
         }
+        used
     }
 
     /// Takes head bytes up to and including the blank line; returns how
-    /// many of `bytes` it used.
+    /// many of `bytes` it used. A head that arrives whole is read where it
+    /// lies; one split over reads is gathered first.
     fn feed_head(&mut self, bytes: &[u8]) -> usize {
+        if self.head.is_empty()
+            && let Some(end) = find_blank_line(bytes)
+        {
+            self.state = framing_of_head(&bytes[..end]);
+            self.count_request();
+            return end;
+        }
         let start = self.head.len();
         self.head.extend_from_slice(bytes);
         // The blank line may straddle the previous read.
@@ -119,59 +148,15 @@ impl Framing {
             return bytes.len();
         };
         let used = end - start;
-        self.head.truncate(end);
-        self.state = self.framing_of_head();
+        self.state = framing_of_head(&self.head[..end]);
         self.head.clear();
-        if self.state != State::Opaque {
-            self.requests += 1;
-        }
+        self.count_request();
         used
     }
 
-    /// What follows the head in `self.head` (which ends with its blank line).
-    fn framing_of_head(&self) -> State {
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&self.head) {
-            Ok(httparse::Status::Complete(_)) => {}
-            _ => return State::Opaque,
-        }
-        if req.method == Some("CONNECT") {
-            return State::Opaque;
-        }
-        let mut length: Option<u64> = None;
-        let mut chunked = false;
-        for h in req.headers.iter() {
-            let value = String::from_utf8_lossy(h.value);
-            if h.name.eq_ignore_ascii_case("upgrade") {
-                return State::Opaque;
-            }
-            if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                // Only chunked as the final coding has a body we can follow.
-                let last = value.rsplit(',').next().unwrap_or("").trim();
-                if !last.eq_ignore_ascii_case("chunked") {
-                    return State::Opaque;
-                }
-                chunked = true;
-            }
-            if h.name.eq_ignore_ascii_case("content-length") {
-                match value.trim().parse::<u64>() {
-                    Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
-                    _ => return State::Opaque,
-                }
-            }
-        }
-        match (chunked, length) {
-            // Both is a request the parser refuses and the server closes.
-            (true, Some(_)) => State::Opaque,
-            (true, None) => State::Chunked(Chunk::Size {
-                size: 0,
-                digits: false,
-                ext: false,
-                cr: false,
-            }),
-            (false, Some(0) | None) => State::Boundary,
-            (false, Some(n)) => State::Body(n),
+    fn count_request(&mut self) {
+        if self.state != State::Opaque {
+            self.requests += 1;
         }
     }
 
@@ -268,6 +253,57 @@ impl Framing {
     }
 }
 
+/// What follows `head` (which ends with its blank line). Parsed with the
+/// parser actix-http uses, so that both agree on where a request ends; the
+/// headers array is left uninitialised, as nothing but the parse reads it.
+fn framing_of_head(head: &[u8]) -> State {
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut headers) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return State::Opaque,
+    }
+    if req.method == Some("CONNECT") {
+        return State::Opaque;
+    }
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("upgrade") {
+            return State::Opaque;
+        }
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only chunked as the final coding has a body we can follow.
+            let value = String::from_utf8_lossy(h.value);
+            let last = value.rsplit(',').next().unwrap_or("").trim();
+            if !last.eq_ignore_ascii_case("chunked") {
+                return State::Opaque;
+            }
+            chunked = true;
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            let value = std::str::from_utf8(h.value).unwrap_or("");
+            match value.trim().parse::<u64>() {
+                Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                _ => return State::Opaque,
+            }
+        }
+    }
+    match (chunked, length) {
+        // Both is a request the parser refuses and the server closes.
+        (true, Some(_)) => State::Opaque,
+        (true, None) => State::Chunked(Chunk::Size {
+            size: 0,
+            digits: false,
+            ext: false,
+            cr: false,
+        }),
+        (false, Some(0) | None) => State::Boundary,
+        (false, Some(n)) => State::Body(n),
+    }
+}
+
 /// The index just past the first CRLFCRLF (or LFLF, which parsers accept).
 fn find_blank_line(bytes: &[u8]) -> Option<usize> {
     (0..bytes.len()).find_map(|i| {
@@ -334,6 +370,25 @@ mod tests {
         }
         let no_trailer = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
         assert!(fed(&[no_trailer]).at_boundary());
+    }
+
+    #[test]
+    fn take_stops_at_the_end_of_the_request_it_is_in() {
+        let two = b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nabGET / HTTP/1.1\r\n\r\n";
+        let mut f = Framing::default();
+        let first = two.len() - b"GET / HTTP/1.1\r\n\r\n".len();
+        assert_eq!(f.take(two), first);
+        assert!(f.at_boundary());
+        assert_eq!(f.take(&two[first..]), two.len() - first);
+        assert_eq!(f.requests(), 2);
+        // A request split over reads: all of a partial one is taken.
+        let mut f = Framing::default();
+        assert_eq!(f.take(b"GET / HT"), 8);
+        assert_eq!(f.take(b"TP/1.1\r\n\r\nGET"), 10, "up to the blank line");
+        // Opaque: everything.
+        let mut f = Framing::default();
+        let upgrade = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nframes";
+        assert_eq!(f.take(upgrade), upgrade.len());
     }
 
     #[test]
