@@ -90,6 +90,10 @@ impl ConnState {
 pub trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Sized + 'static {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
+    /// Ready when there is something to read; otherwise the task is woken
+    /// when there is.
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
     /// The stream for a connected socket handed to this process.
     fn from_fd(fd: OwnedFd) -> io::Result<Self>;
 }
@@ -97,6 +101,10 @@ pub trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Sized + 'static {
 impl Stream for tokio::net::TcpStream {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_write_ready(cx)
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_read_ready(cx)
     }
 
     fn from_fd(fd: OwnedFd) -> io::Result<Self> {
@@ -109,6 +117,10 @@ impl Stream for tokio::net::TcpStream {
 impl Stream for tokio::net::UnixStream {
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_write_ready(cx)
+    }
+
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_read_ready(cx)
     }
 
     fn from_fd(fd: OwnedFd) -> io::Result<Self> {
@@ -364,8 +376,12 @@ impl<S: Stream> AsyncWrite for Conn<S> {
         let flushed = Pin::new(&mut this.io).poll_flush(cx);
         if let Poll::Ready(Ok(())) = flushed {
             this.flushed_at = Some(this.state.responses.get());
+            // The held reader may go on: at once if the next request is
+            // here already (read ahead, or waiting in the socket); else the
+            // socket wakes it when one comes, as for any request.
             if this.answered()
                 && let Some(reader) = this.waiting.take()
+                && (!this.ahead.is_empty() || this.eof || this.io.poll_readable(cx).is_ready())
             {
                 reader.wake();
             }

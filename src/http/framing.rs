@@ -12,8 +12,6 @@
 
 /// Longest head followed; actix-http refuses larger ones (431) anyway.
 const MAX_HEAD: usize = 64 * 1024;
-/// Most headers parsed in a head; more makes the connection opaque.
-const MAX_HEADERS: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
@@ -131,27 +129,27 @@ impl Framing {
     /// lies; one split over reads is gathered first.
     fn feed_head(&mut self, bytes: &[u8]) -> usize {
         if self.head.is_empty()
-            && let Some(end) = find_blank_line(bytes)
+            && let Some((end, state)) = scan_head(bytes)
         {
-            self.state = framing_of_head(&bytes[..end]);
+            self.state = state;
             self.count_request();
             return end;
         }
         let start = self.head.len();
         self.head.extend_from_slice(bytes);
-        // The blank line may straddle the previous read.
-        let from = start.saturating_sub(3);
-        let Some(end) = find_blank_line(&self.head[from..]).map(|i| from + i) else {
+        // A head gathered over reads is scanned again only when a line
+        // ended: cheap for a client that sends it a byte at a time.
+        let ended = memchr::memchr(b'\n', bytes).is_some();
+        let Some((end, state)) = ended.then(|| scan_head(&self.head)).flatten() else {
             if self.head.len() > MAX_HEAD {
                 self.become_opaque();
             }
             return bytes.len();
         };
-        let used = end - start;
-        self.state = framing_of_head(&self.head[..end]);
+        self.state = state;
         self.head.clear();
         self.count_request();
-        used
+        end - start
     }
 
     fn count_request(&mut self) {
@@ -253,69 +251,81 @@ impl Framing {
     }
 }
 
-/// What follows `head` (which ends with its blank line). Parsed with the
-/// parser actix-http uses, so that both agree on where a request ends; the
-/// headers array is left uninitialised, as nothing but the parse reads it.
-fn framing_of_head(head: &[u8]) -> State {
-    let mut headers =
-        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(head, &mut headers) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return State::Opaque,
-    }
-    if req.method == Some("CONNECT") {
-        return State::Opaque;
-    }
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("upgrade") {
-            return State::Opaque;
+/// Where the head at the start of `bytes` ends (just past its blank line),
+/// and what follows it; None while its blank line has not come.
+///
+/// What follows is decided by the rules actix-http's decoder applies (RFC
+/// 9112 §6.3): `Transfer-Encoding: chunked`, else `Content-Length`, else
+/// no body. Only the request line and the three headers that decide it are
+/// looked at, in one pass over the lines, so a head is not parsed twice.
+/// Anything the decoder would refuse or that is not followed exactly
+/// (`CONNECT`, `Upgrade`, another coding, a repeated length, a folded line,
+/// another HTTP version) makes the connection opaque: never handed over, and
+/// given to the dispatcher as it comes.
+fn scan_head(bytes: &[u8]) -> Option<(usize, State)> {
+    let mut lines = memchr::memchr_iter(b'\n', bytes);
+    let first_end = lines.next()?;
+    let request = trim_cr(&bytes[..first_end]);
+    let mut opaque = !(request.ends_with(b" HTTP/1.1") || request.ends_with(b" HTTP/1.0"))
+        || request.starts_with(b"CONNECT ");
+    let (mut length, mut chunked, mut coded) = (None::<u64>, false, false);
+    let mut start = first_end + 1;
+    for end in lines {
+        let line = trim_cr(&bytes[start..end]);
+        start = end + 1;
+        let Some(&first) = line.first() else {
+            let state = match (opaque, chunked, length) {
+                (true, _, _) | (false, true, Some(_)) => State::Opaque,
+                (false, true, None) => State::Chunked(Chunk::Size {
+                    size: 0,
+                    digits: false,
+                    ext: false,
+                    cr: false,
+                }),
+                (false, false, Some(0) | None) => State::Boundary,
+                (false, false, Some(n)) => State::Body(n),
+            };
+            return Some((end + 1, state));
+        };
+        if opaque {
+            continue;
         }
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only chunked as the final coding has a body we can follow.
-            let value = String::from_utf8_lossy(h.value);
-            let last = value.rsplit(',').next().unwrap_or("").trim();
-            if !last.eq_ignore_ascii_case("chunked") {
-                return State::Opaque;
+        if first == b' ' || first == b'\t' {
+            opaque = true;
+        } else if is_field(line, b"content-length") {
+            let value = line[15..].trim_ascii();
+            let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+            match std::str::from_utf8(value).map(str::parse::<u64>) {
+                Ok(Ok(n)) if digits && length.is_none() => length = Some(n),
+                _ => opaque = true,
             }
-            chunked = true;
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let value = std::str::from_utf8(h.value).unwrap_or("");
-            match value.trim().parse::<u64>() {
-                Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
-                _ => return State::Opaque,
+        } else if is_field(line, b"transfer-encoding") {
+            let value = line[18..].trim_ascii();
+            if coded {
+                opaque = true;
+            } else if value.eq_ignore_ascii_case(b"chunked") {
+                chunked = true;
+            } else if !value.eq_ignore_ascii_case(b"identity") {
+                opaque = true;
             }
+            coded = true;
+        } else if is_field(line, b"upgrade") {
+            opaque = true;
         }
     }
-    match (chunked, length) {
-        // Both is a request the parser refuses and the server closes.
-        (true, Some(_)) => State::Opaque,
-        (true, None) => State::Chunked(Chunk::Size {
-            size: 0,
-            digits: false,
-            ext: false,
-            cr: false,
-        }),
-        (false, Some(0) | None) => State::Boundary,
-        (false, Some(n)) => State::Body(n),
-    }
+    None
 }
 
-/// The index just past the first CRLFCRLF (or LFLF, which parsers accept).
-fn find_blank_line(bytes: &[u8]) -> Option<usize> {
-    (0..bytes.len()).find_map(|i| {
-        let rest = &bytes[i..];
-        if rest.starts_with(b"\r\n\r\n") {
-            Some(i + 4)
-        } else if rest.starts_with(b"\n\n") {
-            Some(i + 2)
-        } else {
-            None
-        }
-    })
+/// Whether `line` is the field `name` (lowercase): the name, then the colon
+/// right after it, as RFC 9112 writes fields (no space before the colon).
+fn is_field(line: &[u8], name: &[u8]) -> bool {
+    line.len() > name.len()
+        && line[name.len()] == b':'
+        && line[..name.len()].eq_ignore_ascii_case(name)
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 #[cfg(test)]
@@ -368,7 +378,7 @@ mod tests {
             f.feed(&[*b]);
             assert_eq!(f.at_boundary(), i + 1 == body.len(), "after byte {i}");
         }
-        let no_trailer = b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n";
+        let no_trailer = b"POST / HTTP/1.1\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n";
         assert!(fed(&[no_trailer]).at_boundary());
     }
 
@@ -397,7 +407,13 @@ mod tests {
             &b"GET /ws HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
             b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+            // The decoder refuses any coding list, chunked last or not.
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"\x00\x01 garbage\r\n\r\n",
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",

@@ -19,6 +19,38 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Request counters a worker has looked up, by route pattern, method and
+/// status: hashed with FNV-1a, which is quick on short keys that clients do
+/// not choose freely (patterns, standard methods, statuses).
+pub type RequestCounters =
+    std::collections::HashMap<(String, &'static str, u16), Counter, BuildFnv>;
+
+/// FNV-1a, 64 bits.
+#[derive(Default, Clone, Copy)]
+pub struct BuildFnv;
+
+pub struct Fnv(u64);
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandoffLabels {
     /// `success`, `spawn_failed`, `exited`, `not_ready`, `successor_died`.

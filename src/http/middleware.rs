@@ -12,7 +12,7 @@
 //! It also tells the connection (`ConnState`) when each response is done,
 //! which is half of knowing that a connection is idle (see `conn`).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -22,11 +22,11 @@ use actix_http::body::{BoxBody, MessageBody};
 use actix_http::{ConnectionType, HttpMessage, Request, Response};
 use actix_service::{Service, ServiceFactory};
 use actix_web::dev::{AppConfig, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, ResponseError, web};
 
 use super::conn::ConnState;
-use super::metrics::RequestLabels;
+use super::metrics::{RequestCounters, RequestLabels};
 use super::payload::Tracked;
 use super::routes;
 use super::state::{AppState, Phase};
@@ -75,16 +75,69 @@ where
         Box::pin(async move {
             Ok(Middleware {
                 app: app.await?,
-                shared,
+                local: Rc::new(Local {
+                    shared,
+                    counters: RefCell::default(),
+                }),
             })
         })
     }
 }
 
-/// The layer around one instance of the application.
+/// The layer around one instance of the application (one worker's).
 pub(crate) struct Middleware<S> {
     app: S,
+    local: Rc<Local>,
+}
+
+/// What the layer keeps on its worker: the shared parts, and the request
+/// counters it has used, so that counting a request takes no lock and no
+/// allocation once its labels were seen.
+pub(crate) struct Local {
     shared: Shared,
+    counters: RefCell<RequestCounters>,
+}
+
+impl Local {
+    /// Counts a request by route pattern, method and status.
+    fn count(&self, route: String, method: &Method, status: u16) {
+        // Methods outside the standard ones are one label: clients choose
+        // them, and each label is a series kept for good.
+        let method = standard_method(method);
+        let key = (route, method, status);
+        if let Some(counter) = self.counters.borrow().get(&key) {
+            counter.inc();
+            return;
+        }
+        let counter = self
+            .shared
+            .state
+            .metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: key.0.clone(),
+                method: method.to_owned(),
+                status,
+            })
+            .clone();
+        counter.inc();
+        self.counters.borrow_mut().insert(key, counter);
+    }
+}
+
+fn standard_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 impl<S, B> Service<Request> for Middleware<S>
@@ -99,32 +152,31 @@ where
     actix_service::forward_ready!(app);
 
     fn call(&self, mut req: Request) -> Self::Future {
-        let state = &self.shared.state;
+        let local = &self.local;
+        let shared = &local.shared;
+        let state = &shared.state;
+        state.metrics.in_flight.inc();
+        let in_flight = InFlight(local.clone());
         let done = Done {
-            state: state.clone(),
-            phase: self.shared.phase.clone(),
+            local: local.clone(),
+            method: req.method().clone(),
             conn: req.conn_data::<Rc<ConnState>>().cloned(),
             unread_body: false,
         };
-        state.metrics.in_flight.inc();
-        let in_flight = InFlight(state.clone());
-        let method = req.method().to_string();
-        if self.shared.builtin_routes
+        if shared.builtin_routes
             && let Some((route, res)) =
-                routes::builtin(req.method(), req.path(), state, &self.shared.phase)
+                routes::builtin(req.method(), req.path(), state, &shared.phase)
         {
-            let response = done.finish(route.to_owned(), method, res.into());
             return Answer::Now {
-                response: Some(response),
+                response: Some(done.finish(route.to_owned(), res.into())),
             };
         }
         let max = state.settings.limits.max_body_bytes;
         let announced = announced_length(&req);
         if announced.is_some_and(|len| len > max as u64) {
             let res = routes::too_large(max).error_response();
-            let response = done.finish("unmatched".to_owned(), method, res.into());
             return Answer::Now {
-                response: Some(response),
+                response: Some(done.finish("unmatched".to_owned(), res.into())),
             };
         }
         // A body is coming: bound the time to receive it, and learn whether
@@ -145,7 +197,6 @@ where
         Answer::Later {
             app: self.app.call(req),
             done: Some(done),
-            method,
             body_finished,
             in_flight,
         }
@@ -154,11 +205,11 @@ where
 
 /// Decrements the in-flight gauge however the request ends, even when the
 /// client goes away and the response future is dropped.
-pub(crate) struct InFlight(web::Data<AppState>);
+pub(crate) struct InFlight(Rc<Local>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.metrics.in_flight.dec();
+        self.0.shared.state.metrics.in_flight.dec();
     }
 }
 
@@ -171,7 +222,6 @@ pin_project_lite::pin_project! {
             #[pin]
             app: F,
             done: Option<Done>,
-            method: String,
             body_finished: Option<Rc<Cell<bool>>>,
             in_flight: InFlight,
         },
@@ -193,27 +243,25 @@ where
             AnswerProj::Later {
                 app,
                 done,
-                method,
                 body_finished,
                 ..
             } => {
                 let result = std::task::ready!(app.poll(cx));
                 let mut done = done.take().expect("polled after completion");
                 done.unread_body = body_finished.as_ref().is_some_and(|f| !f.get());
-                let method = std::mem::take(method);
                 let response = match result {
                     Ok(res) => {
                         let route = res
                             .request()
                             .match_pattern()
                             .unwrap_or_else(|| "unmatched".to_owned());
-                        done.finish(route, method, res.map_into_boxed_body().into())
+                        done.finish(route, res.map_into_boxed_body().into())
                     }
                     // An error the application did not turn into a response
                     // itself: answered here, so it is counted like any other.
                     Err(e) => {
                         let res: HttpResponse = e.error_response();
-                        done.finish("unmatched".to_owned(), method, res.into())
+                        done.finish("unmatched".to_owned(), res.into())
                     }
                 };
                 Poll::Ready(Ok(response))
@@ -225,34 +273,20 @@ where
 /// Finishes a response: counts it, marks `Connection: close` when due, and
 /// ties its body to the connection.
 pub(crate) struct Done {
-    state: web::Data<AppState>,
-    phase: web::Data<Phase>,
+    local: Rc<Local>,
+    method: Method,
     conn: Option<Rc<ConnState>>,
     /// The handler left part of the request body unread.
     unread_body: bool,
 }
 
 impl Done {
-    fn finish(
-        self,
-        route: String,
-        method: String,
-        mut res: Response<BoxBody>,
-    ) -> Response<Counted> {
+    fn finish(self, route: String, mut res: Response<BoxBody>) -> Response<Counted> {
         // Draining now, even if it was not when the request came.
-        if self.unread_body || self.phase.is_draining() {
+        if self.unread_body || self.local.shared.phase.is_draining() {
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
-        let status = res.status().as_u16();
-        self.state
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route,
-                method,
-                status,
-            })
-            .inc();
+        self.local.count(route, &self.method, res.status().as_u16());
         let conn = self.conn;
         res.map_body(|_, body| Counted { body, conn })
     }
