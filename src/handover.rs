@@ -38,8 +38,9 @@ pub type Adopt = mpsc::UnboundedSender<OwnedFd>;
 
 /// Where a draining instance hands its idle connections.
 pub enum Destination {
-    /// The successor, on the channel it reported ready on.
-    Successor(tokio::net::UnixStream),
+    /// The successor, on the channel it reported ready on, with room for
+    /// this many (None: it did not say).
+    Successor(tokio::net::UnixStream, Option<usize>),
     /// systemd's fd store, with room for this many.
     Store(usize),
 }
@@ -90,6 +91,9 @@ enum Sink {
 /// Shared by one server instance and all its connections.
 pub struct Handover {
     drain: CancellationToken,
+    /// Set with `drain`: read on every poll of every connection, where an
+    /// atomic load is all that should be paid.
+    draining: std::sync::atomic::AtomicBool,
     sink: Mutex<Sink>,
     pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counts: Counts,
@@ -99,6 +103,7 @@ impl Handover {
     pub fn new(counts: Counts) -> Self {
         Self {
             drain: CancellationToken::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             sink: Mutex::new(Sink::None),
             pump: Mutex::new(None),
             counts,
@@ -112,7 +117,7 @@ impl Handover {
 
     /// Whether the drain began.
     pub fn is_draining(&self) -> bool {
-        self.drain.is_cancelled()
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Begins the drain: every connection is woken, and idle ones are sent to
@@ -123,14 +128,16 @@ impl Handover {
             let (tx, rx) = mpsc::unbounded_channel();
             let counts = self.counts.clone();
             let pump = match to {
-                Destination::Successor(channel) => {
-                    actix_web::rt::spawn(send_to_successor(channel, rx, counts))
+                Destination::Successor(channel, room) => {
+                    actix_web::rt::spawn(send_to_successor(channel, room, rx, counts))
                 }
                 Destination::Store(max) => actix_web::rt::spawn(send_to_store(rx, max, counts)),
             };
             *lock(&self.pump) = Some(pump);
             *lock(&self.sink) = Sink::Pump(tx);
         }
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
         self.drain.cancel();
     }
 
@@ -174,39 +181,81 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One byte goes with each descriptor, so that the stream carries a message
-/// for every SCM_RIGHTS control message.
+/// At most this many descriptors go in one SCM_RIGHTS message (the
+/// kernel's SCM_MAX_FD); each message carries one byte, so that the stream
+/// has data for every control message.
+const BATCH: usize = 253;
 const MARK: &[u8] = b"C";
 
 /// Sends every connection from `rx` to the successor on `channel` until the
-/// drain ends. A connection that could not be sent is closed (its client
-/// sees the close; nothing was read from it).
+/// drain ends, in batches, and no more than `room` of them: descriptors the
+/// successor cannot hold under its open-files limit would be dropped by the
+/// kernel on the way. A connection that could not be sent is closed (its
+/// client sees the close; nothing was read from it), and counted.
 async fn send_to_successor(
     channel: tokio::net::UnixStream,
+    room: Option<usize>,
     mut rx: mpsc::UnboundedReceiver<OwnedFd>,
     counts: Counts,
 ) {
     use sendfd::SendWithFd;
+    let mut room = room.unwrap_or(usize::MAX);
+    let mut batch: Vec<OwnedFd> = Vec::with_capacity(BATCH);
     while let Some(fd) = rx.recv().await {
-        let ok = loop {
-            if channel.writable().await.is_err() {
+        batch.push(fd);
+        while batch.len() < BATCH
+            && let Ok(fd) = rx.try_recv()
+        {
+            batch.push(fd);
+        }
+        if batch.len() > room {
+            tracing::warn!(
+                room,
+                closed = batch.len() - room,
+                "the successor has no room for more connections; closing the rest"
+            );
+            counts.closed.inc_by((batch.len() - room) as u64);
+            batch.truncate(room);
+        }
+        let raw: Vec<_> = batch.iter().map(AsRawFd::as_raw_fd).collect();
+        let sent = loop {
+            if raw.is_empty() || channel.writable().await.is_err() {
                 break false;
             }
-            match channel.send_with_fd(MARK, &[fd.as_raw_fd()]) {
+            match channel.send_with_fd(MARK, &raw) {
                 Ok(_) => break true,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot hand a connection to the successor");
+                    tracing::warn!(error = %e, "cannot hand connections to the successor");
                     break false;
                 }
             }
         };
-        if ok {
-            counts.handed_over.inc();
+        let n = batch.len() as u64;
+        if sent {
+            counts.handed_over.inc_by(n);
+            room -= batch.len();
         } else {
-            counts.closed.inc();
+            counts.closed.inc_by(n);
         }
+        batch.clear();
     }
+}
+
+/// How many more connections this process can hold: its open-files limit,
+/// less the descriptors it has open and a margin for what serving needs
+/// besides (listeners, logs, the connections it accepts meanwhile).
+pub fn room() -> usize {
+    const MARGIN: usize = 256;
+    // SAFETY: getrlimit only writes into the struct we own.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return usize::MAX;
+    }
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count);
+    usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(open + MARGIN)
 }
 
 /// Receives connections from the previous process on `channel` until it
@@ -215,8 +264,8 @@ pub async fn receive_from_predecessor(channel: tokio::net::UnixStream, adopt: Ad
     use sendfd::RecvWithFd;
     use std::os::fd::FromRawFd;
     let mut received = 0;
-    let mut bytes = [0u8; 64];
-    let mut fds = [-1; 64];
+    let mut bytes = [0u8; BATCH];
+    let mut fds = [-1; BATCH];
     loop {
         if channel.readable().await.is_err() {
             return received;

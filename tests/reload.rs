@@ -570,3 +570,62 @@ fn a_hundred_hand_offs_under_pooled_load_leak_no_descriptor() {
     );
     drop(proc);
 }
+
+/// `name{worker="N"} value` lines of a metrics text, by worker.
+fn per_worker(metrics: &str, name: &str) -> Vec<(u64, u64)> {
+    let prefix = format!("{name}{{worker=\"");
+    let mut found: Vec<(u64, u64)> = metrics
+        .lines()
+        .filter_map(|l| {
+            let (worker, value) = l.strip_prefix(&prefix)?.split_once("\"} ")?;
+            Some((worker.parse().ok()?, value.trim().parse().ok()?))
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+#[test]
+fn a_reload_spreads_the_adopted_connections_over_every_worker() {
+    // A pool of kept connections, as a load balancer in front holds: after a
+    // hand-off they are all adopted ones. If the successor served them on
+    // one thread, the pool would run on one core from the first deploy on;
+    // they must go to the workers like accepted ones, none left out.
+    let addr = format!("127.0.0.1:{}", free_port());
+    let workers = 4;
+    let proc = start(&addr, &[("HANDOFF__SERVER__WORKERS", "4")]);
+    let mut pids = vec![pid_of(&addr)];
+    let plan = Plan::pooled(
+        addr.parse().unwrap(),
+        64,
+        Duration::from_millis(50),
+        Duration::from_secs(30),
+    );
+    let report = hand_offs_under_load(
+        &addr,
+        &mut pids,
+        &plan,
+        1,
+        Duration::from_millis(1000),
+        |_, _| {},
+    );
+    report.assert_clean(1000);
+    let metrics = get(&addr, "/metrics").unwrap().body;
+    let adopted = per_worker(&metrics, "handoff_worker_connections_adopted_total");
+    let total: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("handoff_connections_adopted_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    println!("adopted by worker: {adopted:?}, in all {total}");
+    assert_eq!(
+        adopted.iter().map(|&(w, _)| w).collect::<Vec<_>>(),
+        (0..workers).collect::<Vec<_>>(),
+        "every worker must have adopted connections: {metrics}"
+    );
+    assert!(adopted.iter().all(|&(_, n)| n > 0), "{adopted:?}");
+    // Every adopted connection is on a worker: none on the main thread.
+    assert_eq!(adopted.iter().map(|&(_, n)| n).sum::<u64>(), total);
+    assert!(total >= 32, "the pool of 64 was not handed over: {total}");
+    drop(proc);
+}

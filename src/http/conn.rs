@@ -51,6 +51,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::framing::Framing;
+use super::workers::Live;
 use crate::handover::{Handover, Offer};
 
 /// What the request middleware and the connection share. Both run on the
@@ -142,6 +143,8 @@ enum Release {
 }
 
 pub struct Conn<S> {
+    /// Counts this connection on its worker and in the instance.
+    _live: Live,
     io: S,
     state: Rc<ConnState>,
     /// Bytes read beyond the end of the request the dispatcher has: the
@@ -173,8 +176,9 @@ pub struct Conn<S> {
 }
 
 impl<S: Stream> Conn<S> {
-    pub fn new(io: S, send_timeout: Duration, handover: Arc<Handover>) -> Self {
+    pub fn new(io: S, send_timeout: Duration, handover: Arc<Handover>, live: Live) -> Self {
         Self {
+            _live: live,
             io,
             state: Rc::new(ConnState::default()),
             ahead: Vec::new(),

@@ -57,6 +57,12 @@ pub struct HandoffLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    /// The worker thread's index in its server instance, from 0.
+    pub worker: u64,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
@@ -66,6 +72,8 @@ pub struct Metrics {
     pub handoff_last_duration_ms: Gauge,
     /// What became of idle connections at drains, and adoptions at starts.
     pub connections: crate::handover::Counts,
+    pub worker_connections: Family<WorkerLabels, Gauge>,
+    pub worker_adopted: Family<WorkerLabels, Counter>,
 }
 
 impl Metrics {
@@ -130,6 +138,18 @@ impl Metrics {
             "Idle connections closed at a drain: nobody could take them",
             connections.closed.clone(),
         );
+        let worker_connections = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "worker_connections",
+            "Connections open now, accepted or adopted, by worker thread",
+            worker_connections.clone(),
+        );
+        let worker_adopted = Family::<WorkerLabels, Counter>::default();
+        registry.register(
+            "worker_connections_adopted",
+            "Adopted connections given to each worker thread",
+            worker_adopted.clone(),
+        );
         let start = Gauge::<f64, AtomicU64>::default();
         start.set(
             started
@@ -158,6 +178,8 @@ impl Metrics {
             handoffs,
             handoff_last_duration_ms,
             connections,
+            worker_connections,
+            worker_adopted,
         }
     }
 

@@ -17,7 +17,9 @@ mod middleware;
 mod payload;
 pub mod routes;
 pub mod state;
+mod workers;
 
+use std::cell::RefCell;
 use std::future::ready;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use actix_http::HttpService;
 use actix_http::error::DispatchError;
-use actix_service::boxed::{self, BoxServiceFactory};
+use actix_service::boxed::{self, BoxService, BoxServiceFactory};
 use actix_service::{IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceFactory as AppServiceFactory};
@@ -38,6 +40,7 @@ use crate::handover::{Destination, Handover};
 use crate::sockets::{Listener, Taken};
 use conn::{Conn, ConnState, Stream};
 use state::{AppState, Phase};
+use workers::{Worker, Workers};
 
 /// A server instance could not start.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +62,7 @@ pub(crate) struct UserApp {
 /// What serves one accepted connection.
 type ConnFactory<S> = BoxServiceFactory<(), S, (), DispatchError, ()>;
 /// Makes, on a worker, what serves its connections of one kind.
-type MakeConn<S> = Arc<dyn Fn(&Parts) -> ConnFactory<S> + Send + Sync>;
+type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker) -> ConnFactory<S> + Send + Sync>;
 
 impl UserApp {
     /// `make` builds the service's `App`, once for every worker and listener
@@ -89,8 +92,12 @@ impl UserApp {
         };
         let tcp_app = app.clone();
         Self {
-            tcp: Arc::new(move |parts| pipeline(tcp_app(parts), parts, builtin_routes)),
-            unix: Arc::new(move |parts| pipeline(app(parts), parts, builtin_routes)),
+            tcp: Arc::new(move |parts, worker| {
+                pipeline(tcp_app(parts), parts, worker, builtin_routes)
+            }),
+            unix: Arc::new(move |parts, worker| {
+                pipeline(app(parts), parts, worker, builtin_routes)
+            }),
         }
     }
 }
@@ -104,7 +111,7 @@ pub(crate) struct Parts {
 }
 
 /// accept -> `Conn` -> HTTP/1.1 dispatcher -> middleware -> `App`.
-fn pipeline<S, A, B>(app: A, parts: &Parts, builtin_routes: bool) -> ConnFactory<S>
+fn pipeline<S, A, B>(app: A, parts: &Parts, worker: &Worker, builtin_routes: bool) -> ConnFactory<S>
 where
     S: Stream + PeerAddr,
     A: ServiceFactory<
@@ -142,10 +149,12 @@ where
         })
         .h1(layer.into_factory());
     let handover = parts.handover.clone();
+    let worker = worker.clone();
     boxed::factory(
         fn_service(move |io: S| {
             let peer = io.peer();
-            ready(Ok((Conn::new(io, send_timeout, handover.clone()), peer)))
+            let conn = Conn::new(io, send_timeout, handover.clone(), worker.connection());
+            ready(Ok((conn, peer)))
         })
         .and_then(http),
     )
@@ -156,9 +165,7 @@ pub(crate) struct Instance {
     handle: ServerHandle,
     task: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
     parts: Parts,
-    app: UserApp,
-    /// Connections adopted from another process, served on this thread.
-    adopted: tokio_util::task::TaskTracker,
+    workers: Arc<Workers>,
 }
 
 impl Instance {
@@ -181,6 +188,7 @@ impl Instance {
         }
         // actix-server panics above this; the configuration refuses more.
         .min(crate::settings::MAX_WORKERS);
+        let workers_of_instance = Workers::new(s.max_connections, &state.metrics);
         let mut builder = Server::build()
             .workers(workers)
             .max_concurrent_connections(s.max_connections)
@@ -194,13 +202,33 @@ impl Instance {
                 source,
             };
             let name = format!("http {addr}");
-            let (tcp, unix, parts) = (app.tcp.clone(), app.unix.clone(), parts.clone());
+            // Runs on each worker's thread as it starts.
+            let on_worker = {
+                let (app, parts, workers) =
+                    (app.clone(), parts.clone(), workers_of_instance.clone());
+                move || {
+                    let (worker, adopted) = workers.join();
+                    if let Some(rx) = adopted {
+                        let (app, parts) = (app.clone(), parts.clone());
+                        actix_web::rt::spawn(serve_adopted(rx, app, parts, worker.clone()));
+                    }
+                    (worker, app.clone(), parts.clone())
+                }
+            };
             // actix takes ownership of a clone; the original stays for a
             // later hand-off.
             builder = match taken.listener.try_clone().map_err(fail)? {
-                Listener::Tcp(l) => builder.listen(name, l, move || tcp(&parts)).map_err(fail)?,
+                Listener::Tcp(l) => builder
+                    .listen(name, l, move || {
+                        let (worker, app, parts) = on_worker();
+                        (app.tcp)(&parts, &worker)
+                    })
+                    .map_err(fail)?,
                 Listener::Unix(l) => builder
-                    .listen_uds(name, l, move || unix(&parts))
+                    .listen_uds(name, l, move || {
+                        let (worker, app, parts) = on_worker();
+                        (app.unix)(&parts, &worker)
+                    })
                     .map_err(fail)?,
             };
         }
@@ -209,59 +237,13 @@ impl Instance {
             handle: server.handle(),
             task: actix_web::rt::spawn(server),
             parts,
-            app: app.clone(),
-            adopted: tokio_util::task::TaskTracker::new(),
+            workers: workers_of_instance,
         })
     }
 
     /// Where this instance stands (the lame duck, the drain).
     pub fn phase(&self) -> &Phase {
         &self.parts.phase
-    }
-
-    /// Serves every connection from `rx` (handed over by the previous process
-    /// or kept in systemd's store): idle, so the next bytes on each are the
-    /// start of a request. On this thread, beside the workers, until `rx`
-    /// closes.
-    pub fn adopt_all(
-        &self,
-        mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>,
-    ) -> impl Future<Output = ()> + 'static {
-        let (tcp, unix) = ((self.app.tcp)(&self.parts), (self.app.unix)(&self.parts));
-        let state = self.parts.state.clone();
-        let adopted = self.adopted.clone();
-        async move {
-            let (Ok(tcp), Ok(unix)) = (tcp.new_service(()).await, unix.new_service(()).await)
-            else {
-                tracing::error!("cannot build the service for adopted connections");
-                return;
-            };
-            let (tcp, unix) = (Rc::new(tcp), Rc::new(unix));
-            // actix-server bounds the connections it accepts per worker; these
-            // it never sees, so the same bound applies to them here.
-            let cap = state.settings.server.max_connections;
-            while let Some(fd) = rx.recv().await {
-                if adopted.len() >= cap {
-                    tracing::warn!(cap, "too many adopted connections; closing one");
-                    state.metrics.connections.closed.inc();
-                    continue;
-                }
-                let unix_socket = socket2::SockRef::from(&fd)
-                    .local_addr()
-                    .is_ok_and(|a| a.is_unix());
-                let served = if unix_socket {
-                    serve_adopted(&adopted, &unix, fd)
-                } else {
-                    serve_adopted(&adopted, &tcp, fd)
-                };
-                match served {
-                    Ok(()) => {
-                        state.metrics.connections.adopted.inc();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot serve an adopted connection"),
-                }
-            }
-        }
     }
 
     /// Stops accepting, hands idle connections to `to` (none: they stay until
@@ -295,24 +277,25 @@ impl Instance {
         self.handle.pause().await;
         self.parts.handover.begin(to);
         tokio::time::sleep(ACCEPTED_GRACE).await;
-        self.handle.stop(true).await;
+        // Every connection, accepted or adopted, ends or is handed over;
+        // actix-server's graceful stop would wait only for those it accepted
+        // and then end the workers with the adopted ones on them. A stop
+        // after the drain timeout is forced: what is left is cut off.
+        let left_time = timeout.saturating_sub(started.elapsed());
+        let all_closed = tokio::time::timeout(left_time, self.workers.all_closed())
+            .await
+            .is_ok();
+        if !all_closed {
+            tracing::warn!(
+                connections = self.workers.open(),
+                "drain timeout reached with connections still open"
+            );
+        }
+        self.handle.stop(all_closed).await;
         match self.task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "server instance failed while draining"),
             Err(e) => tracing::error!(error = %e, "server instance task failed"),
-        }
-        // Connections adopted from a predecessor are served outside
-        // actix-server: wait for them too.
-        self.adopted.close();
-        let left_for_adopted = timeout.saturating_sub(started.elapsed());
-        if tokio::time::timeout(left_for_adopted, self.adopted.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                connections = self.adopted.len(),
-                "drain timeout reached with adopted connections still busy"
-            );
         }
         self.parts.handover.end().await;
         tracing::info!(
@@ -335,16 +318,90 @@ impl Instance {
     }
 }
 
-/// Serves one adopted connection with `service`, on this thread.
-fn serve_adopted<S: Stream>(
-    adopted: &tokio_util::task::TaskTracker,
-    service: &Rc<impl actix_service::Service<S> + 'static>,
+/// Serves, on a worker's thread, the adopted connections given to it (see
+/// `workers`), as if it had accepted them.
+async fn serve_adopted(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>,
+    app: UserApp,
+    parts: Parts,
+    worker: Worker,
+) {
+    // Built at the first connection of each kind: most workers of most
+    // instances never adopt one.
+    let mut tcp = None;
+    let mut unix = None;
+    while let Some(fd) = rx.recv().await {
+        worker.received();
+        let unix_socket = socket2::SockRef::from(&fd)
+            .local_addr()
+            .is_ok_and(|a| a.is_unix());
+        let served = if unix_socket {
+            serve_one(&mut unix, || (app.unix)(&parts, &worker), fd).await
+        } else {
+            serve_one(&mut tcp, || (app.tcp)(&parts, &worker), fd).await
+        };
+        match served {
+            Ok(()) => {
+                parts.state.metrics.connections.adopted.inc();
+                worker.adopted();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, worker = worker.index(), "cannot serve an adopted connection");
+                parts.state.metrics.connections.closed.inc();
+            }
+        }
+    }
+}
+
+/// What serves a worker's adopted connections of one kind.
+type Served<S> = Option<Rc<BoxService<S, (), DispatchError>>>;
+
+/// Serves one adopted connection, building the service the first time.
+async fn serve_one<S: Stream>(
+    service: &mut Served<S>,
+    make: impl FnOnce() -> ConnFactory<S>,
     fd: OwnedFd,
 ) -> std::io::Result<()> {
     let io = S::from_fd(fd)?;
-    let service = service.clone();
-    adopted.spawn_local(async move { service.call(io).await });
+    let service = match service {
+        Some(s) => s.clone(),
+        None => {
+            let built = make()
+                .new_service(())
+                .await
+                .map_err(|()| std::io::Error::other("the application failed to build"))?;
+            service.insert(Rc::new(built)).clone()
+        }
+    };
+    actix_web::rt::spawn(async move { service.call(io).await });
     Ok(())
+}
+
+/// Gives the connections handed to this process (by the previous process,
+/// or kept in systemd's fd store) to the workers of the instance serving
+/// now: after a take-back, that is a new one.
+#[derive(Clone)]
+pub(crate) struct Adopter(Rc<RefCell<Arc<Workers>>>);
+
+impl Adopter {
+    pub fn new(instance: &Instance) -> Self {
+        Self(Rc::new(RefCell::new(instance.workers.clone())))
+    }
+
+    /// From now on, connections go to `instance`'s workers.
+    pub fn switch_to(&self, instance: &Instance) {
+        *self.0.borrow_mut() = instance.workers.clone();
+    }
+
+    /// Gives every connection from `rx` to a worker, until `rx` closes.
+    pub async fn serve(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>) {
+        while let Some(fd) = rx.recv().await {
+            let workers = self.0.borrow().clone();
+            if let Err(why) = workers.adopt(fd) {
+                tracing::warn!(%why, "closed an adopted connection");
+            }
+        }
+    }
 }
 
 /// Time for workers to pick up and read connections accepted before the pause.

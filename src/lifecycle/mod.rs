@@ -52,7 +52,7 @@ use tokio::sync::mpsc;
 
 use crate::handover::{self, Destination};
 use crate::http::state::{AppState, Info};
-use crate::http::{Instance, StartError, UserApp, millis};
+use crate::http::{Adopter, Instance, StartError, UserApp, millis};
 use crate::settings::Settings;
 use crate::{exit, notify, sockets, telemetry};
 use reload::Reloader;
@@ -163,10 +163,12 @@ async fn run(
     let started = start(state.info.clone()).await.map_err(Failed::State)?;
     let listeners = passed.listeners;
     let mut instance = Instance::start(&state, &started.app, &listeners)?;
-    // Connections handed to this process are served by the first instance;
-    // if it drains meanwhile, they are idle and go on with its others.
+    // Connections handed to this process go to the serving instance's
+    // workers; one that arrives during a drain is idle and goes on with
+    // that instance's others.
     let (adopt, adopted) = mpsc::unbounded_channel();
-    actix_web::rt::spawn(instance.adopt_all(adopted));
+    let adopter = Adopter::new(&instance);
+    actix_web::rt::spawn(adopter.clone().serve(adopted));
     if !passed.connections.is_empty() {
         tracing::info!(
             connections = passed.connections.len(),
@@ -224,7 +226,9 @@ async fn run(
         };
         // HandedOff: idle connections go to the successor. (No STOPPING=1:
         // the successor is the unit's main process now.)
-        let to = successor.take_channel().map(Destination::Successor);
+        let to = successor
+            .take_channel()
+            .map(|(channel, room)| Destination::Successor(channel, room));
         let drained = actix_web::rt::spawn(instance.drain(Stop::HandedOff, to));
         if notify::supervised() {
             let _ = drained.await;
@@ -244,6 +248,7 @@ async fn run(
                 state.metrics.record_handoff("successor_died");
                 retired.push(drained);
                 instance = Instance::start(&state, &started.app, &listeners)?;
+                adopter.switch_to(&instance);
                 reloader.ready(&state, &listeners, &adopt);
             }
         }

@@ -69,10 +69,11 @@ impl Reloader {
         let info = &state.info;
         match self.ready_fd.take() {
             Some(fd) => {
-                let channel = successor::report_ready(fd, self.pgid).and_then(|s| {
-                    s.set_nonblocking(true).ok()?;
-                    tokio::net::UnixStream::from_std(s).ok()
-                });
+                let channel =
+                    successor::report_ready(fd, self.pgid, handover::room()).and_then(|s| {
+                        s.set_nonblocking(true).ok()?;
+                        tokio::net::UnixStream::from_std(s).ok()
+                    });
                 if let Some(channel) = channel {
                     let adopt = adopt.clone();
                     actix_web::rt::spawn(async move {

@@ -32,6 +32,11 @@ pub const READY_FD_ENV: &str = "HANDOFF_READY_FD";
 pub const GENERATION_ENV: &str = "HANDOFF_GENERATION";
 pub const PGID_ENV: &str = "HANDOFF_PGID";
 const READY_MESSAGE: &[u8] = b"READY=1\n";
+/// The line after READY=1 that says how many connections the successor has
+/// room for: its open-files limit, less what it has open and a margin.
+/// Written in the same write as READY=1; a successor that does not send it
+/// is taken to have room for all.
+const ROOM: &str = "FDS=";
 
 /// What to run as the successor: the binary, its arguments (global options;
 /// `serve` is the default command), and its environment.
@@ -200,12 +205,22 @@ pub struct Successor {
     child: Child,
     /// The channel it reported ready on: idle connections follow on it.
     channel: Option<tokio::net::UnixStream>,
+    /// How many connections it has room for (None: it did not say).
+    room: Option<usize>,
+}
+
+/// The room a ready message states, if it does.
+fn room_in(message: &[u8]) -> Option<usize> {
+    String::from_utf8_lossy(message)
+        .lines()
+        .find_map(|l| l.strip_prefix(ROOM)?.parse().ok())
 }
 
 impl Successor {
-    /// The channel to pass connections on (once).
-    pub fn take_channel(&mut self) -> Option<tokio::net::UnixStream> {
-        self.channel.take()
+    /// The channel to hand connections over on (once), and how many it has
+    /// room for.
+    pub fn take_channel(&mut self) -> Option<(tokio::net::UnixStream, Option<usize>)> {
+        Some((self.channel.take()?, self.room))
     }
 
     pub fn pid(&self) -> u32 {
@@ -252,6 +267,7 @@ pub async fn wait_ready(
         Ok(true) => Ok(Successor {
             child: pending.child,
             channel: Some(pending.ready),
+            room: room_in(&buf),
         }),
         Ok(false) => {
             // It closed the ready socket without READY=1: it is exiting.
@@ -323,12 +339,19 @@ pub struct Inherited {
     pub pgid: Option<libc::pid_t>,
 }
 
-/// Tells the previous process that this one serves, then joins its process
-/// group (see the module docs). Returns the channel, on which the previous
-/// process then hands its idle connections over.
-pub fn report_ready(ready_fd: OwnedFd, pgid: Option<libc::pid_t>) -> Option<UnixStream> {
+/// Tells the previous process that this one serves, and how many connections
+/// it has room for, then joins its process group (see the module docs).
+/// Returns the channel, on which the previous process then hands its idle
+/// connections over.
+pub fn report_ready(
+    ready_fd: OwnedFd,
+    pgid: Option<libc::pid_t>,
+    room: usize,
+) -> Option<UnixStream> {
     let mut stream = UnixStream::from(ready_fd);
-    let reported = io::Write::write_all(&mut stream, READY_MESSAGE);
+    let mut message = READY_MESSAGE.to_vec();
+    message.extend_from_slice(format!("{ROOM}{room}\n").as_bytes());
+    let reported = io::Write::write_all(&mut stream, &message);
     if let Err(e) = &reported {
         tracing::warn!(error = %e, "cannot tell the previous process that we are ready");
     }
