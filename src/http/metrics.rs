@@ -1,6 +1,7 @@
 //! Prometheus metrics: requests by route and status, requests in flight,
 //! drains, hand-offs, and the process start time.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
@@ -10,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::request_counts::RequestCounts;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The route pattern (`/delay/{ms}`), never the raw path, so that the
@@ -17,38 +20,6 @@ pub struct RequestLabels {
     pub route: String,
     pub method: String,
     pub status: u16,
-}
-
-/// Request counters a worker has looked up, by route pattern, method and
-/// status: hashed with FNV-1a, which is quick on short keys that clients do
-/// not choose freely (patterns, standard methods, statuses).
-pub type RequestCounters =
-    std::collections::HashMap<(String, &'static str, u16), Counter, BuildFnv>;
-
-/// FNV-1a, 64 bits.
-#[derive(Default, Clone, Copy)]
-pub struct BuildFnv;
-
-pub struct Fnv(u64);
-
-impl std::hash::BuildHasher for BuildFnv {
-    type Hasher = Fnv;
-
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl std::hash::Hasher for Fnv {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -65,8 +36,8 @@ pub struct WorkerLabels {
 
 pub struct Metrics {
     registry: Registry,
-    pub requests: Family<RequestLabels, Counter>,
-    pub in_flight: Gauge,
+    /// Requests answered and in flight, counted per worker.
+    pub requests: Arc<RequestCounts>,
     pub drains: Counter,
     pub handoffs: Family<HandoffLabels, Counter>,
     pub handoff_last_duration_ms: Gauge,
@@ -80,18 +51,10 @@ impl Metrics {
     pub fn new(started: SystemTime, generation: u64) -> Self {
         let mut root = Registry::default();
         let registry = root.sub_registry_with_prefix("handoff");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route pattern, method and status",
-            requests.clone(),
-        );
-        let in_flight = Gauge::default();
-        registry.register(
-            "http_requests_in_flight",
-            "HTTP requests being handled now",
-            in_flight.clone(),
-        );
+        // handoff_http_requests_total{route,method,status} and
+        // handoff_http_requests_in_flight.
+        let requests = Arc::new(RequestCounts::default());
+        registry.register_collector(Box::new(requests.clone()));
         let drains = Counter::default();
         registry.register(
             "drains",
@@ -173,7 +136,6 @@ impl Metrics {
         Self {
             registry: root,
             requests,
-            in_flight,
             drains,
             handoffs,
             handoff_last_duration_ms,
@@ -181,6 +143,11 @@ impl Metrics {
             worker_connections,
             worker_adopted,
         }
+    }
+
+    /// Requests being handled now.
+    pub fn in_flight(&self) -> i64 {
+        self.requests.in_flight()
     }
 
     pub fn record_handoff(&self, outcome: &str) {

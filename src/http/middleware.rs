@@ -26,8 +26,8 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpResponse, ResponseError, web};
 
 use super::conn::ConnState;
-use super::metrics::{RequestCounters, RequestLabels};
 use super::payload::Tracked;
+use super::request_counts::{Cell as CountCell, WorkerCounts};
 use super::routes;
 use super::state::{AppState, Phase};
 
@@ -73,11 +73,13 @@ where
         let app = self.app.new_service(AppConfig::default());
         let shared = self.shared.clone();
         Box::pin(async move {
+            let counts = shared.state.metrics.requests.worker();
             Ok(Middleware {
                 app: app.await?,
                 local: Rc::new(Local {
                     shared,
-                    counters: RefCell::default(),
+                    counts,
+                    paths: RefCell::default(),
                 }),
             })
         })
@@ -90,40 +92,79 @@ pub(crate) struct Middleware<S> {
     local: Rc<Local>,
 }
 
-/// What the layer keeps on its worker: the shared parts, and the request
-/// counters it has used, so that counting a request takes no lock and no
-/// allocation once its labels were seen.
+/// What the layer keeps on its worker: the shared parts, its request
+/// counts, and what it learned about the paths it answered.
 pub(crate) struct Local {
     shared: Shared,
-    counters: RefCell<RequestCounters>,
+    counts: WorkerCounts,
+    paths: RefCell<Paths>,
+}
+
+/// What the paths a worker answered lead to, so that counting a request
+/// costs one lookup: actix-web finds a request's route pattern by matching
+/// its path against the routes again, and the counter for the pattern,
+/// method and status would be another lookup. A path keeps its pattern.
+/// Bounded: at most `PATHS_KEPT` paths of at most `PATH_KEPT` bytes,
+/// forgotten all at once when full (a client that asks for ever new paths
+/// only makes it start over), and `PAIRS_KEPT` method and status pairs each.
+type Paths = std::collections::HashMap<String, PathCounts, foldhash::fast::RandomState>;
+const PATHS_KEPT: usize = 512;
+const PATH_KEPT: usize = 256;
+const PAIRS_KEPT: usize = 8;
+
+struct PathCounts {
+    route: String,
+    cells: Vec<(&'static str, u16, CountCell)>,
 }
 
 impl Local {
-    /// Counts a request by route pattern, method and status.
-    fn count(&self, route: String, method: &Method, status: u16) {
-        // Methods outside the standard ones are one label: clients choose
-        // them, and each label is a series kept for good.
+    /// Counts an answer to a request for `path` by its route pattern
+    /// (`route`, asked only for a path not seen before), method and status.
+    /// Methods outside the standard ones are one label: clients choose
+    /// them, and each label is a series kept for good.
+    fn count<R: AsRef<str>>(
+        &self,
+        path: &str,
+        method: &Method,
+        status: u16,
+        route: impl FnOnce() -> R,
+    ) {
         let method = standard_method(method);
-        let key = (route, method, status);
-        if let Some(counter) = self.counters.borrow().get(&key) {
-            counter.inc();
+        let mut paths = self.paths.borrow_mut();
+        if let Some(seen) = paths.get_mut(path) {
+            if let Some((_, _, cell)) = seen
+                .cells
+                .iter()
+                .find(|(m, s, _)| *s == status && *m == method)
+            {
+                cell.bump();
+                return;
+            }
+            let cell = self.counts.cell(&seen.route, method, status);
+            cell.bump();
+            if seen.cells.len() < PAIRS_KEPT {
+                seen.cells.push((method, status, cell));
+            }
             return;
         }
-        let counter = self
-            .shared
-            .state
-            .metrics
-            .requests
-            .get_or_create(&RequestLabels {
-                route: key.0.clone(),
-                method: method.to_owned(),
-                status,
-            })
-            .clone();
-        counter.inc();
-        self.counters.borrow_mut().insert(key, counter);
+        let route = route();
+        let cell = self.counts.cell(route.as_ref(), method, status);
+        cell.bump();
+        if path.len() <= PATH_KEPT {
+            if paths.len() >= PATHS_KEPT {
+                paths.clear();
+            }
+            let seen = PathCounts {
+                route: route.as_ref().to_owned(),
+                cells: vec![(method, status, cell)],
+            };
+            paths.insert(path.to_owned(), seen);
+        }
     }
 }
+
+/// The route label of a request no route of the application matched.
+const UNMATCHED: &str = "unmatched";
 
 fn standard_method(method: &Method) -> &'static str {
     match *method {
@@ -155,7 +196,7 @@ where
         let local = &self.local;
         let shared = &local.shared;
         let state = &shared.state;
-        state.metrics.in_flight.inc();
+        local.counts.started();
         let in_flight = InFlight(local.clone());
         let done = Done {
             local: local.clone(),
@@ -167,16 +208,21 @@ where
             && let Some((route, res)) =
                 routes::builtin(req.method(), req.path(), state, &shared.phase)
         {
+            let res = done.finish(res.into());
+            local.count(req.path(), req.method(), res.status().as_u16(), || route);
             return Answer::Now {
-                response: Some(done.finish(route.to_owned(), res.into())),
+                response: Some(res),
             };
         }
         let max = state.settings.limits.max_body_bytes;
         let announced = announced_length(&req);
         if announced.is_some_and(|len| len > max as u64) {
-            let res = routes::too_large(max).error_response();
+            let res = done.finish(routes::too_large(max).error_response().into());
+            local.count(req.path(), req.method(), res.status().as_u16(), || {
+                UNMATCHED
+            });
             return Answer::Now {
-                response: Some(done.finish("unmatched".to_owned(), res.into())),
+                response: Some(res),
             };
         }
         // A body is coming: bound the time to receive it, and learn whether
@@ -209,7 +255,7 @@ pub(crate) struct InFlight(Rc<Local>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.shared.state.metrics.in_flight.dec();
+        self.0.counts.finished();
     }
 }
 
@@ -249,19 +295,23 @@ where
                 let result = std::task::ready!(app.poll(cx));
                 let mut done = done.take().expect("polled after completion");
                 done.unread_body = body_finished.as_ref().is_some_and(|f| !f.get());
+                let local = done.local.clone();
                 let response = match result {
                     Ok(res) => {
-                        let route = res
-                            .request()
-                            .match_pattern()
-                            .unwrap_or_else(|| "unmatched".to_owned());
-                        done.finish(route, res.map_into_boxed_body().into())
+                        let (req, status) = (res.request(), res.status().as_u16());
+                        local.count(req.path(), &done.method, status, || {
+                            req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
+                        });
+                        done.finish(res.map_into_boxed_body().into())
                     }
                     // An error the application did not turn into a response
                     // itself: answered here, so it is counted like any other.
                     Err(e) => {
                         let res: HttpResponse = e.error_response();
-                        done.finish("unmatched".to_owned(), res.into())
+                        let method = standard_method(&done.method);
+                        let status = res.status().as_u16();
+                        local.counts.cell(UNMATCHED, method, status).bump();
+                        done.finish(res.into())
                     }
                 };
                 Poll::Ready(Ok(response))
@@ -270,8 +320,8 @@ where
     }
 }
 
-/// Finishes a response: counts it, marks `Connection: close` when due, and
-/// ties its body to the connection.
+/// Finishes a response: marks `Connection: close` when due, and ties its
+/// body to the connection.
 pub(crate) struct Done {
     local: Rc<Local>,
     method: Method,
@@ -281,12 +331,11 @@ pub(crate) struct Done {
 }
 
 impl Done {
-    fn finish(self, route: String, mut res: Response<BoxBody>) -> Response<Counted> {
+    fn finish(self, mut res: Response<BoxBody>) -> Response<Counted> {
         // Draining now, even if it was not when the request came.
         if self.unread_body || self.local.shared.phase.is_draining() {
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
-        self.local.count(route, &self.method, res.status().as_u16());
         let conn = self.conn;
         res.map_body(|_, body| Counted { body, conn })
     }

@@ -15,6 +15,7 @@ mod framing;
 pub mod metrics;
 mod middleware;
 mod payload;
+mod request_counts;
 pub mod routes;
 pub mod state;
 mod workers;
@@ -258,7 +259,7 @@ impl Instance {
         let timeout = state.settings.server.drain_timeout;
         tracing::info!(
             reason = ?reason,
-            in_flight = state.metrics.in_flight.get(),
+            in_flight = state.metrics.in_flight(),
             timeout_s = timeout.as_secs(),
             "draining: stopped accepting, finishing requests in flight"
         );
@@ -305,7 +306,7 @@ impl Instance {
             "idle connections at the drain"
         );
         let took = started.elapsed();
-        let left = state.metrics.in_flight.get();
+        let left = state.metrics.in_flight();
         if left > 0 {
             tracing::warn!(
                 left,

@@ -214,7 +214,7 @@ async fn run(
                 let stop = Stop::Signal(name);
                 notify::stopping(&format!(
                     "draining {} requests in flight",
-                    state.metrics.in_flight.get()
+                    state.metrics.in_flight()
                 ));
                 instance.drain(stop, Destination::store()).await;
                 break stop;
