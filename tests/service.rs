@@ -459,6 +459,7 @@ fn the_http_api_answers_and_errors_are_json() {
     };
     err("GET", "/delay/2001", b"", 400, "exceeds app.max_delay (2s)");
     err("GET", "/delay/soon", b"", 400, "soon");
+    err("GET", "/spin/100001", b"", 400, "exceeds 100ms");
     err("GET", "/nowhere", b"", 404, "no route for GET /nowhere");
     err("DELETE", "/", b"", 405, "DELETE is not allowed on /");
     err(
@@ -468,6 +469,9 @@ fn the_http_api_answers_and_errors_are_json() {
         413,
         "limits.max_body_bytes (16 bytes)",
     );
+
+    let spun: serde_json::Value = serde_json::from_str(&ok("/spin/2000").body).unwrap();
+    assert_eq!(spun["spun_us"], 2000);
 
     let mut s = connect_tcp(&addr).unwrap();
     let echo = exchange(&mut s, "POST", "/echo", "Connection: close\r\n", b"hello").unwrap();

@@ -1,5 +1,5 @@
-//! `GET /`, `GET /version`, `GET /delay/{ms}`, `POST /echo`, and the `[app]`
-//! settings they use.
+//! `GET /`, `GET /version`, `GET /delay/{ms}`, `GET /spin/{us}`, `POST /echo`,
+//! and the `[app]` settings they use.
 
 use std::time::Duration;
 
@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(handoff::get("/", index))
         .service(handoff::get("/version", version))
         .service(handoff::get("/delay/{ms}", delay))
+        .service(handoff::get("/spin/{us}", spin))
         .service(
             web::resource("/echo")
                 .route(web::post().to(echo))
@@ -113,6 +114,32 @@ async fn delay(
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "slept_ms": ms,
+        "pid": info.pid,
+    })))
+}
+
+/// Longest computation `GET /spin/{us}` does: it holds a worker thread.
+const MAX_SPIN: Duration = Duration::from_millis(100);
+
+/// Computes for `us` microseconds, up to 100 ms, on the worker thread: a
+/// stand-in for CPU-bound handlers, so that benchmarks can show how work
+/// spreads over the threads.
+async fn spin(info: web::Data<Info>, us: web::Path<u64>) -> Result<HttpResponse, ApiError> {
+    let us = us.into_inner();
+    let length = Duration::from_micros(us);
+    if length > MAX_SPIN {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("spin {us}us exceeds 100ms"),
+        ));
+    }
+    let until = std::time::Instant::now() + length;
+    let mut rounds: u64 = 0;
+    while std::time::Instant::now() < until {
+        rounds = std::hint::black_box(rounds.wrapping_add(1));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "spun_us": us,
         "pid": info.pid,
     })))
 }
