@@ -22,6 +22,7 @@ let
       # Workspace members: cargo reads every member's manifest.
       ../benches/loadgen
       ../benches/restart-bench
+      ../benches/cost-bench
       ../containers
     ];
   };

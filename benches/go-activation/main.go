@@ -36,6 +36,10 @@ func main() {
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "go-activation pid %d started %s\n", pid, started)
 	})
+	// The cost benchmark's route: examples/hello's answer.
+	http.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	})
 	http.HandleFunc("/delay/", func(w http.ResponseWriter, r *http.Request) {
 		ms, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/delay/"))
 		if err != nil || ms < 0 || ms > 10000 {

@@ -8,8 +8,9 @@
 //! Each gets the same load (fast and 1 s requests, with and without
 //! keep-alive, fixed clients, fixed duration) and restarts at the same
 //! moments. 2-4 run under systemd in a podman container (needs what the
-//! container suite needs; see README). Then steady state (c=64, keep-alive)
-//! and cold activation. Writes report.md, latency.svg and figures.json.
+//! container suite needs; see README). Then cold activation; steady state
+//! is the cost benchmark's (benches/cost-bench). Writes report.md,
+//! latency.svg and figures.json.
 //!
 //!   cargo run --release -p restart-bench -- --out benches/results
 
@@ -442,43 +443,6 @@ fn run_strategy(strategy: Strategy, args: &Args) -> StrategyResult {
 }
 
 #[derive(Serialize)]
-struct Steady {
-    name: &'static str,
-    requests_per_s: f64,
-    p99_ms: f64,
-    rss_kib: u64,
-}
-
-fn main_pid_rss(unit: &str) -> u64 {
-    exec(&format!(
-        "grep VmRSS /proc/$(systemctl show -p MainPID --value {unit})/status | tr -s ' ' | cut -d' ' -f2"
-    ))
-    .parse()
-    .unwrap_or(0)
-}
-
-fn steady(name: &'static str, port: u16, unit: &str) -> Steady {
-    wait_serving(port);
-    let seconds = 10;
-    let plan = plan(
-        port,
-        Duration::from_secs(seconds),
-        vec![Group::new("c64-ka", "/", 64, true)],
-    );
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let samples = runtime.block_on(loadgen::run(&plan));
-    let stats = Stats::of(name, &samples);
-    let rss_kib = main_pid_rss(unit);
-    eprintln!("== steady {name}: {stats} rss {rss_kib} KiB");
-    Steady {
-        name,
-        requests_per_s: (stats.requests - stats.failed) as f64 / seconds as f64,
-        p99_ms: stats.p99_ms,
-        rss_kib,
-    }
-}
-
-#[derive(Serialize)]
 struct Cold {
     name: &'static str,
     median_ms: f64,
@@ -540,7 +504,7 @@ fn fmt_failures(s: &Stats) -> String {
     format!("{} ({})", s.failed, kinds.join(", "))
 }
 
-fn report(args: &Args, results: &[StrategyResult], steady: &[Steady], cold: &[Cold]) -> String {
+fn report(args: &Args, results: &[StrategyResult], cold: &[Cold]) -> String {
     let mut md = String::new();
     md.push_str(&format!(
         "Measured {} on {}, one run: each strategy under the same load for {} s \
@@ -579,19 +543,6 @@ fn report(args: &Args, results: &[StrategyResult], steady: &[Steady], cold: &[Co
             r.fast_in_windows.max_ms,
             r.fast_steady.max_ms,
             r.longest_gap_ms
-        ));
-    }
-    md.push_str(
-        "\nSteady state, no restarts, 64 keep-alive clients on `/` for 10 s, both under systemd \
-         in the container:\n\n| service | requests/s | p99 ms | RSS MiB |\n|---|---:|---:|---:|\n",
-    );
-    for s in steady {
-        md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.1} |\n",
-            s.name,
-            s.requests_per_s,
-            s.p99_ms,
-            s.rss_kib as f64 / 1024.0
         ));
     }
     md.push_str(
@@ -697,10 +648,6 @@ fn main() {
         .iter()
         .map(|&s| run_strategy(s, &args))
         .collect();
-    let steady_state = vec![
-        steady("handoff", HANDOFF_PORT, "handoff.service"),
-        steady("Go + go-systemd", GO_PORT, "go-activation.service"),
-    ];
     let cold_start = vec![
         cold("handoff", HANDOFF_PORT, "handoff"),
         cold("Go + go-systemd", GO_PORT, "go-activation"),
@@ -716,14 +663,13 @@ fn main() {
         .output();
 
     std::fs::create_dir_all(&args.out).unwrap();
-    let md = report(&args, &results, &steady_state, &cold_start);
+    let md = report(&args, &results, &cold_start);
     std::fs::write(args.out.join("report.md"), &md).unwrap();
     plot(&args.out.join("latency.svg"), &args, &results);
     let figures = serde_json::json!({
         "date": date(),
         "machine": machine(),
         "strategies": results,
-        "steady": steady_state,
         "cold": cold_start,
     });
     std::fs::write(
