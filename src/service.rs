@@ -14,6 +14,7 @@ use actix_web::{App, web};
 use crate::cli::{self, Command};
 use crate::exit;
 use crate::http::UserApp;
+use crate::http::drain_signal::DrainSignal;
 use crate::http::state::Info;
 use crate::lifecycle::{self, DrainHook, LocalFuture, Started};
 use crate::settings::{AppSettings, NoAppSettings, Settings};
@@ -75,13 +76,17 @@ type StateBuilder<A, S> = Box<dyn FnOnce(Arc<A>) -> LocalFuture<Result<S, String
 type DrainFn<S> = Box<dyn Fn(Arc<S>) -> LocalFuture<Result<(), String>>>;
 
 /// What the application factory gets on each worker: the service's
-/// settings (`[app]`), its state, and which process this is. The same are
-/// given to handlers as `web::Data<A>`, `web::Data<S>` and
-/// `web::Data<`[`Info`]`>`.
+/// settings (`[app]`), its state, which process this is, and the drain
+/// signal of the server instance the `App` serves. The same are given to
+/// handlers as `web::Data<A>`, `web::Data<S>`, `web::Data<`[`Info`]`>` and
+/// the [`DrainSignal`] extractor.
 pub struct Context<'a, A, S> {
     pub settings: &'a A,
     pub state: &'a S,
     pub info: &'a Info,
+    /// Fires when this instance starts to stop: for tasks the `App` starts
+    /// itself (a broadcaster feeding WebSocket sessions, say).
+    pub drain: &'a DrainSignal,
 }
 
 impl Service<NoAppSettings, ()> {
@@ -269,11 +274,12 @@ where
                 let state = Arc::new(build_state(settings.clone()).await?);
                 let make = {
                     let (settings, state) = (settings.clone(), state.clone());
-                    move || {
+                    move |drain: &DrainSignal| {
                         let ctx = Context {
                             settings: &*settings,
                             state: &*state,
                             info: &info,
+                            drain,
                         };
                         factory(&ctx)
                             .app_data(web::Data::from(settings.clone()))

@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::request_counts::RequestCounts;
+use super::state::LongLived;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -34,6 +35,16 @@ pub struct WorkerLabels {
     pub worker: u64,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LongLivedLabels {
+    /// `upgrade` (a WebSocket, any 101) or `stream` (a response whose body
+    /// has no length: server-sent events, a long poll, a download).
+    pub kind: &'static str,
+    /// `closed` before `server.drain_timeout` (by the handler or the
+    /// client), or `cut` at it.
+    pub ended: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Requests answered and in flight, counted per worker.
@@ -45,6 +56,9 @@ pub struct Metrics {
     pub connections: crate::handover::Counts,
     pub worker_connections: Family<WorkerLabels, Gauge>,
     pub worker_adopted: Family<WorkerLabels, Counter>,
+    /// Upgraded connections and streamed responses that ended while their
+    /// instance was stopping.
+    pub long_lived: Family<LongLivedLabels, Counter>,
 }
 
 impl Metrics {
@@ -113,6 +127,13 @@ impl Metrics {
             "Adopted connections given to each worker thread",
             worker_adopted.clone(),
         );
+        let long_lived = Family::<LongLivedLabels, Counter>::default();
+        registry.register(
+            "long_lived_ended_at_drain",
+            "Upgraded connections and streamed responses that ended while their \
+             server instance was stopping, by kind and by how they ended",
+            long_lived.clone(),
+        );
         let start = Gauge::<f64, AtomicU64>::default();
         start.set(
             started
@@ -142,6 +163,7 @@ impl Metrics {
             connections,
             worker_connections,
             worker_adopted,
+            long_lived,
         }
     }
 
@@ -156,6 +178,16 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             })
             .inc();
+    }
+
+    /// `n` long-lived responses of `kind` ended while their instance
+    /// stopped: closed, or cut at the drain timeout.
+    pub fn long_lived_ended(&self, kind: LongLived, cut: bool, n: u64) {
+        let ended = if cut { "cut" } else { "closed" };
+        let kind = kind.as_str();
+        self.long_lived
+            .get_or_create(&LongLivedLabels { kind, ended })
+            .inc_by(n);
     }
 
     /// The Prometheus text exposition.

@@ -18,18 +18,18 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use actix_http::body::{BoxBody, MessageBody};
+use actix_http::body::{BodySize, BoxBody, MessageBody};
 use actix_http::{ConnectionType, HttpMessage, Request, Response};
 use actix_service::{Service, ServiceFactory};
 use actix_web::dev::{AppConfig, ServiceResponse};
-use actix_web::http::{Method, header};
+use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpResponse, ResponseError, web};
 
 use super::conn::ConnState;
 use super::payload::Tracked;
 use super::request_counts::{Cell as CountCell, WorkerCounts};
 use super::routes;
-use super::state::{AppState, Phase};
+use super::state::{AppState, LongLived, Phase};
 
 /// How long after `server.client_body_timeout` the connection itself ends an
 /// incomplete body, so that a handler's own answer to it gets out first.
@@ -332,12 +332,29 @@ pub(crate) struct Done {
 
 impl Done {
     fn finish(self, mut res: Response<BoxBody>) -> Response<Counted> {
-        // Draining now, even if it was not when the request came.
-        if self.unread_body || self.local.shared.phase.is_draining() {
+        let upgrade = res.status() == StatusCode::SWITCHING_PROTOCOLS;
+        // Draining now, even if it was not when the request came. (An
+        // upgrade keeps its `Connection: upgrade`; it ends by its handler.)
+        if !upgrade && (self.unread_body || self.local.shared.phase.is_draining()) {
             res.head_mut().set_connection_type(ConnectionType::Close);
         }
+        let long_lived = if upgrade {
+            Some(LongLived::Upgrade)
+        } else if matches!(res.body().size(), BodySize::Stream) {
+            Some(LongLived::Stream)
+        } else {
+            None
+        };
+        if let Some(kind) = long_lived {
+            self.local.shared.phase.long_lived_opened(kind);
+        }
         let conn = self.conn;
-        res.map_body(|_, body| Counted { body, conn })
+        let local = self.local;
+        res.map_body(|_, body| Counted {
+            body,
+            conn,
+            long_lived: long_lived.map(|kind| (kind, local)),
+        })
     }
 }
 
@@ -362,12 +379,20 @@ fn has_body(req: &Request, announced: Option<u64>) -> bool {
 pub(crate) struct Counted {
     body: BoxBody,
     conn: Option<Rc<ConnState>>,
+    /// An upgrade's or a stream's kind: counted if it ends while the
+    /// instance stops, by how it ended.
+    long_lived: Option<(LongLived, Rc<Local>)>,
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
         if let Some(conn) = &self.conn {
             conn.response_done();
+        }
+        if let Some((kind, local)) = &self.long_lived
+            && local.shared.phase.long_lived_ended(*kind)
+        {
+            local.shared.state.metrics.long_lived_ended(*kind, false, 1);
         }
     }
 }

@@ -11,6 +11,7 @@
 //! serves, and drains (handing its idle connections over, see `handover`).
 
 pub mod conn;
+pub mod drain_signal;
 mod framing;
 pub mod metrics;
 mod middleware;
@@ -40,6 +41,7 @@ use tokio::net::{TcpStream, UnixStream};
 use crate::handover::{Destination, Handover};
 use crate::sockets::{Listener, Taken};
 use conn::{Conn, ConnState, Stream};
+use drain_signal::DrainSignal;
 use state::{AppState, Phase};
 use workers::{Worker, Workers};
 
@@ -67,11 +69,12 @@ type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker) -> ConnFactory<S> + Send + Sync>;
 
 impl UserApp {
     /// `make` builds the service's `App`, once for every worker and listener
-    /// (actix-web's `App` serves one worker); handoff adds the data its
-    /// handlers may ask for (`Info`, `RequestLimits`) and its middleware.
+    /// (actix-web's `App` serves one worker), given the instance's drain
+    /// signal; handoff adds the data its handlers may ask for (`Info`,
+    /// `RequestLimits`, `DrainSignal`) and its middleware.
     pub fn new<F, T, B>(make: F, builtin_routes: bool) -> Self
     where
-        F: Fn() -> App<T> + Send + Clone + 'static,
+        F: Fn(&DrainSignal) -> App<T> + Send + Clone + 'static,
         T: AppServiceFactory<
                 ServiceRequest,
                 Config = (),
@@ -86,7 +89,9 @@ impl UserApp {
         let make = Arc::new(Mutex::new(make));
         let app = move |parts: &Parts| {
             let make = make.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            make()
+            let drain = parts.phase.drain_signal();
+            make(drain)
+                .app_data(drain.clone())
                 .app_data(web::Data::new(parts.state.info.clone()))
                 .app_data(web::Data::new(parts.state.limits()))
                 .into_factory()
@@ -291,6 +296,9 @@ impl Instance {
                 connections = self.workers.open(),
                 "drain timeout reached with connections still open"
             );
+            for (kind, n) in self.parts.phase.begin_cutting() {
+                state.metrics.long_lived_ended(kind, true, n);
+            }
         }
         self.handle.stop(all_closed).await;
         match self.task.await {
@@ -304,6 +312,12 @@ impl Instance {
             stored = counts.stored.get() - before.1,
             closed = counts.closed.get() - before.2,
             "idle connections at the drain"
+        );
+        let (closed, cut) = self.parts.phase.long_lived();
+        tracing::info!(
+            closed,
+            cut,
+            "upgraded connections and streams ended since the drain signal"
         );
         let took = started.elapsed();
         let left = state.metrics.in_flight();

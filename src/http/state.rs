@@ -2,9 +2,10 @@
 //! metrics; what handlers are given ([`Info`], [`RequestLimits`]); and, per
 //! server instance, the [`Phase`] it is in.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use super::drain_signal::DrainSignal;
 use super::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -70,33 +71,114 @@ pub struct RequestLimits {
 /// Where one server instance stands. A process usually runs one instance; an
 /// old process that takes its listeners back from a failed successor runs a
 /// second while the first still drains, and each answers `/readyz` and
-/// `Connection:` for itself.
+/// `Connection:` for itself, and fires its own [`DrainSignal`].
 #[derive(Debug, Default)]
-pub struct Phase(AtomicU8);
+pub struct Phase {
+    at: AtomicU8,
+    signal: DrainSignal,
+    /// Upgraded connections and streamed responses open now, by kind.
+    long_lived_open: [AtomicU64; 2],
+    /// Those that ended since the instance began to stop: closed (by their
+    /// handler or client), and cut at the drain timeout.
+    long_lived_closed: AtomicU64,
+    long_lived_cut: AtomicU64,
+}
+
+/// A response that lasts as long as its handler wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongLived {
+    /// A 101: a WebSocket, or any upgrade.
+    Upgrade = 0,
+    /// A body with no length: server-sent events, a long poll, a download.
+    Stream = 1,
+}
+
+impl LongLived {
+    pub const ALL: [Self; 2] = [Self::Upgrade, Self::Stream];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upgrade => "upgrade",
+            Self::Stream => "stream",
+        }
+    }
+}
 
 const SERVING: u8 = 0;
 const LAME_DUCK: u8 = 1;
 const DRAINING: u8 = 2;
+/// The drain timeout passed: what is still open is being cut.
+const CUTTING: u8 = 3;
 
 impl Phase {
-    /// Stopping, but still serving (`server.shutdown_delay`): `/readyz` 503.
+    /// Stopping, but still serving (`server.shutdown_delay`): `/readyz` 503,
+    /// and the drain signal fires.
     pub fn begin_lame_duck(&self) {
         let _ = self
-            .0
+            .at
             .compare_exchange(SERVING, LAME_DUCK, Ordering::AcqRel, Ordering::Acquire);
+        self.signal.fire();
     }
 
-    /// Marks the instance draining; true the first time only.
+    /// Marks the instance draining and fires the drain signal; true the
+    /// first time only.
     pub fn begin_draining(&self) -> bool {
-        self.0.swap(DRAINING, Ordering::AcqRel) != DRAINING
+        let before = self.at.fetch_max(DRAINING, Ordering::AcqRel);
+        self.signal.fire();
+        before < DRAINING
+    }
+
+    /// The drain timeout passed: what is still open is cut. How many
+    /// upgrades and streams of each kind that is.
+    pub fn begin_cutting(&self) -> [(LongLived, u64); 2] {
+        self.at.store(CUTTING, Ordering::Release);
+        LongLived::ALL.map(|kind| {
+            let open = self.long_lived_open[kind as usize].load(Ordering::Acquire);
+            self.long_lived_cut.fetch_add(open, Ordering::Relaxed);
+            (kind, open)
+        })
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Acquire) == DRAINING
+        self.at.load(Ordering::Acquire) >= DRAINING
+    }
+
+    pub fn is_cutting(&self) -> bool {
+        self.at.load(Ordering::Acquire) == CUTTING
     }
 
     /// In the lame duck or draining: `/readyz` says 503.
     pub fn is_stopping(&self) -> bool {
-        self.0.load(Ordering::Acquire) != SERVING
+        self.at.load(Ordering::Acquire) != SERVING
+    }
+
+    /// An upgrade or a stream began.
+    pub fn long_lived_opened(&self, kind: LongLived) {
+        self.long_lived_open[kind as usize].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An upgrade or a stream ended; true if it was closed while the
+    /// instance stopped (before the cut, which counts the rest itself).
+    pub fn long_lived_ended(&self, kind: LongLived) -> bool {
+        self.long_lived_open[kind as usize].fetch_sub(1, Ordering::AcqRel);
+        let closed_at_drain = self.is_stopping() && !self.is_cutting();
+        if closed_at_drain {
+            self.long_lived_closed.fetch_add(1, Ordering::Relaxed);
+        }
+        closed_at_drain
+    }
+
+    /// Upgrades and streams ended since the instance began to stop: closed,
+    /// and cut.
+    pub fn long_lived(&self) -> (u64, u64) {
+        (
+            self.long_lived_closed.load(Ordering::Relaxed),
+            self.long_lived_cut.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What handlers of this instance are given.
+    pub fn drain_signal(&self) -> &DrainSignal {
+        &self.signal
     }
 }

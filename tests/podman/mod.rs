@@ -16,6 +16,7 @@ pub const BASE_IMAGE: &str = "localhost/debian-systemd:bookworm";
 pub const IMAGE: &str = "localhost/handoff:test";
 pub const HELLO_IMAGE: &str = "localhost/hello:test";
 pub const NOTES_IMAGE: &str = "localhost/notes:test";
+pub const LIVE_IMAGE: &str = "localhost/live:test";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -108,6 +109,12 @@ pub fn hello_image() -> &'static str {
 pub fn notes_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     example_image(&BUILT, "notes", NOTES_IMAGE)
+}
+
+/// The image of `examples/live` (WebSockets and server-sent events).
+pub fn live_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    example_image(&BUILT, "live", LIVE_IMAGE)
 }
 
 fn example_image(built: &OnceLock<()>, example: &str, tag: &'static str) -> &'static str {
