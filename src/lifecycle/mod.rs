@@ -24,11 +24,15 @@
 //! - Serving: until a stop signal, or a reload whose successor serves.
 //! - LameDuck (`server.shutdown_delay`, stops only): still serving, `/readyz`
 //!   at 503, so a load balancer takes this host out before anything closes.
-//! - Draining: stop accepting, finish requests in flight; idle connections go
-//!   to systemd's fd store when there is one (the next process serves them),
-//!   else stay until their next request or keep-alive timeout.
-//! - HandedOff: the successor serves; this instance drains, and its idle
-//!   connections go to the successor. Under a service manager the successor
+//!   The handlers' drain signal fires here (`http::drain_signal`), so that
+//!   WebSocket sessions and event streams can end and their clients move.
+//! - Draining: the drain signal fires if it has not; stop accepting, finish
+//!   requests in flight; idle connections go to systemd's fd store when
+//!   there is one (the next process serves them), else stay until their
+//!   next request or keep-alive timeout. Draining ends when every connection
+//!   has, or at `server.drain_timeout`, which cuts what is left.
+//! - HandedOff: the successor serves; this instance drains (the drain signal
+//!   fires), and its idle connections go to the successor. Under a service manager the successor
 //!   is the unit's main process and `Restart=` covers its death. Without
 //!   one, this process is the only one that can: it watches the successor
 //!   for at least [`STANDBY`] and, if it dies abnormally meanwhile, serves
