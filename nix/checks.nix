@@ -35,6 +35,13 @@ in
   fmt = cargoCheck "fmt" "cargo fmt --all --check";
   cargo-test = cargoCheck "test" ''
     export PATH=${pkgs.systemd}/bin:$PATH
+    # tests/live.rs's WebSocket and server-sent-events clients.
+    export HANDOFF_PYTHON=${
+      pkgs.python3.withPackages (ps: [
+        ps.websockets
+        ps.requests
+      ])
+    }/bin/python3
     cargo test --workspace --offline
   '';
   # Lints the Nix code. statix is not on crates.io, so CI on Debian cannot run

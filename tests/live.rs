@@ -27,9 +27,12 @@ fn live(addr: &str) -> Command {
     cmd
 }
 
-/// Debian's Python, which has `websockets` and `requests` (tests/run
-/// installs python3-websockets and python3-requests).
-const PYTHON: &str = "/usr/bin/python3";
+/// A Python with `websockets` and `requests`: `$HANDOFF_PYTHON` (the Nix
+/// check sets one), else Debian's, which tests/run gives
+/// python3-websockets and python3-requests.
+fn python() -> String {
+    std::env::var("HANDOFF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
+}
 
 /// The clients, running until their stop file exists.
 struct Clients {
@@ -47,7 +50,7 @@ impl Clients {
                 .join(name)
         };
         let spawn = |name: &str, url: String, n: usize| {
-            Command::new(PYTHON)
+            Command::new(python())
                 .arg(script(name))
                 .arg(url)
                 .arg(n.to_string())
@@ -55,7 +58,7 @@ impl Clients {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()
-                .unwrap_or_else(|e| panic!("cannot run {PYTHON}: {e}"))
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", python()))
         };
         Self {
             ws: Some(spawn("ws_clients.py", format!("ws://{addr}/ws"), ws)),

@@ -22,6 +22,20 @@ import sys
 import time
 
 import websockets
+import websockets.exceptions
+
+
+# A refused handshake: websockets 10 (Debian 12) raises InvalidStatusCode,
+# 14 and later InvalidStatus.
+REFUSED = tuple(getattr(websockets.exceptions, name)
+                for name in ("InvalidStatusCode", "InvalidStatus")
+                if hasattr(websockets.exceptions, name))
+
+
+def status_of(error):
+    if hasattr(error, "status_code"):
+        return error.status_code
+    return error.response.status_code
 
 
 async def client(index, url, stop_file, record):
@@ -79,9 +93,9 @@ async def client(index, url, stop_file, record):
                 await reader
         except websockets.ConnectionClosed:
             pass
-        except websockets.exceptions.InvalidStatusCode as e:
+        except REFUSED as e:
             record["refused"] += 1
-            conn["close_code"] = e.status_code
+            conn["close_code"] = status_of(e)
             await asyncio.sleep(0.1)
             continue
         except (OSError, asyncio.TimeoutError) as e:
