@@ -22,28 +22,73 @@ let
   cfg = config.services.handoff;
   settingsFormat = pkgs.formats.toml { };
 
-  # "8080", "0.0.0.0:8080" and "[::]:8080" open a TCP port; paths do not.
-  portOf =
+  # What a listen entry binds: a unix socket path, or a TCP port on an
+  # address. A bare port and "[::]" bind every address, IPv6 and IPv4 (the
+  # socket's BindIPv6Only=default); "0.0.0.0" every IPv4 address.
+  bindOf =
     entry:
     let
-      m = builtins.match "(.*:)?([0-9]+)" entry;
+      s = toString entry;
+      v6 = builtins.match "\\[([^]]*)]:([0-9]+)" s;
+      v4 = builtins.match "([^:/]+):([0-9]+)" s;
+      port = m: lib.toInt (builtins.elemAt m 1);
     in
-    if m == null then null else lib.toInt (builtins.elemAt m 1);
-  tcpPortsOf = app: lib.filter (p: p != null) (map portOf app.listen);
+    if builtins.match "[0-9]+" s != null then
+      {
+        port = lib.toInt s;
+        addr = "*";
+        family = "any";
+      }
+    else if v6 != null then
+      {
+        port = port v6;
+        addr = if builtins.elemAt v6 0 == "::" then "*" else builtins.elemAt v6 0;
+        family = "ipv6";
+      }
+    else if v4 != null then
+      {
+        port = port v4;
+        addr = builtins.elemAt v4 0;
+        family = "ipv4";
+      }
+    else
+      { path = s; };
+  tcpPortsOf = app: map (b: b.port) (lib.filter (b: b ? port) (map bindOf app.listen));
+
+  # Whether two listen entries cannot both bind: the same path, or the same
+  # port on addresses that overlap (a wildcard covers the specific ones).
+  clash =
+    a: b:
+    if a ? path || b ? path then
+      a ? path && b ? path && a.path == b.path
+    else
+      a.port == b.port
+      && (
+        a.addr == b.addr
+        || a.addr == "*"
+        || b.addr == "*"
+        || (a.addr == "0.0.0.0" && b.family == "ipv4")
+        || (b.addr == "0.0.0.0" && a.family == "ipv4")
+      );
+
+  # An app's name names its units.
+  validName = name: builtins.match "[A-Za-z0-9_.-]+" name != null;
+  optionOf = name: "services.handoff.apps.${lib.strings.escapeNixIdentifier name}";
 
   # What an application and services.handoff both have.
   commonOptions = {
     listen = lib.mkOption {
-      type = lib.types.listOf lib.types.str;
+      type = lib.types.listOf (lib.types.either lib.types.str lib.types.port);
       default = [ "8080" ];
       example = [
+        80
         "0.0.0.0:80"
         "[::]:80"
         "/run/hello/http.sock"
       ];
       description = ''
         `ListenStream=` values of the service's socket unit: a port (IPv6 and
-        IPv4), an `address:port`, or a unix socket path. systemd binds them
+        IPv4; a number or a string), an `address:port`, or a unix socket path. systemd binds them
         and keeps them open across restarts and reloads.
 
         switch-to-configuration does not restart changed socket units: after
@@ -153,7 +198,7 @@ let
         description = "${app.description}: listening socket";
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
         wantedBy = [ "sockets.target" ];
-        listenStreams = app.listen;
+        listenStreams = map toString app.listen;
         socketConfig = {
           # handoff serves fds named "http"; other names are refused.
           FileDescriptorName = "http";
@@ -245,30 +290,56 @@ let
 
   assertionsOf = name: app: [
     {
+      assertion = validName name;
+      message = "${optionOf name}: the name names its units (NAME.socket, NAME.service): use letters, digits, \"-\", \"_\" and \".\" only.";
+    }
+    {
       assertion = app.listen != [ ];
-      message = "services.handoff.apps.${name}.listen must name at least one socket (a port, address:port, or unix socket path).";
+      message = "${optionOf name}.listen must name at least one socket (a port, address:port, or unix socket path).";
     }
     {
       assertion = app.openFirewall -> tcpPortsOf app != [ ];
-      message = "services.handoff.apps.${name}.openFirewall is set, but its listen has no TCP port to open (only unix sockets).";
+      message = "${optionOf name}.openFirewall is set, but its listen has no TCP port to open (only unix sockets).";
     }
     {
       assertion = !(app.settings.server ? listen);
-      message = "services.handoff.apps.${name}.settings.server.listen has no effect: the service takes its sockets from ${name}.socket. Set listen instead.";
+      message = "${optionOf name}.settings.server.listen has no effect: the service takes its sockets from ${name}.socket. Set listen instead.";
     }
     {
       assertion = !(app.environmentFile != null && lib.hasPrefix builtins.storeDir (toString app.environmentFile));
-      message = "services.handoff.apps.${name}.environmentFile is in the Nix store, readable by every user; point it at a file outside the store.";
+      message = "${optionOf name}.environmentFile is in the Nix store, readable by every user; point it at a file outside the store.";
     }
   ];
 
-  # Two applications on one ListenStream= would fight over it.
-  sharedListen =
+  # Two listen entries, of one app or of two, that would fight over one
+  # socket at boot, however each is spelled.
+  clashes =
     let
-      entries = lib.concatLists (lib.mapAttrsToList (name: app: map (l: { inherit name l; }) app.listen) cfg.apps);
-      byListen = lib.groupBy (e: e.l) entries;
+      entries = lib.concatLists (
+        lib.mapAttrsToList (
+          name: app:
+          map (l: {
+            inherit name;
+            text = toString l;
+            binds = bindOf l;
+          }) app.listen
+        ) cfg.apps
+      );
+      n = lib.length entries;
+      at = lib.elemAt entries;
     in
-    lib.filterAttrs (_: es: lib.length es > 1) byListen;
+    lib.concatLists (
+      lib.genList (
+        i:
+        lib.concatLists (
+          lib.genList (
+            j:
+            lib.optional (j > i && clash (at i).binds (at j).binds)
+              "${(at i).text} (${(at i).name}) and ${(at j).text} (${(at j).name})"
+          ) n
+        )
+      ) n
+    );
 in
 {
   options.services.handoff = commonOptions // {
@@ -298,28 +369,30 @@ in
 
   config = lib.mkMerge [
     (lib.mkIf cfg.enable {
-      services.handoff.apps.handoff = {
-        inherit (cfg)
-          package
-          listen
-          settings
-          openFirewall
-          environmentFile
-          ;
-        description = "handoff HTTP service";
-      };
+      # Defaults of the entry, leaf by leaf: a definition under
+      # services.handoff.apps.handoff replaces one of them instead of being
+      # appended to it or conflicting with it.
+      services.handoff.apps.handoff =
+        lib.mapAttrs (_: lib.mkDefault) {
+          inherit (cfg)
+            package
+            listen
+            openFirewall
+            environmentFile
+            ;
+          description = "handoff HTTP service";
+        }
+        // {
+          settings = lib.mapAttrsRecursive (_: lib.mkDefault) cfg.settings;
+        };
     })
     (lib.mkIf (cfg.apps != { }) {
       assertions =
         lib.concatLists (lib.mapAttrsToList assertionsOf cfg.apps)
         ++ [
           {
-            assertion = sharedListen == { };
-            message = "services.handoff.apps: these listen entries are used by more than one application: ${
-              lib.concatStringsSep ", " (
-                lib.mapAttrsToList (l: es: "${l} (${lib.concatMapStringsSep ", " (e: e.name) es})") sharedListen
-              )
-            }";
+            assertion = clashes == [ ];
+            message = "services.handoff.apps: these listen entries bind the same socket, and one would fail at boot: ${lib.concatStringsSep "; " clashes}";
           }
         ];
 
@@ -327,7 +400,9 @@ in
         lib.mapAttrsToList (_: app: lib.optionals app.openFirewall (tcpPortsOf app)) cfg.apps
       );
 
-      systemd = lib.mkMerge (lib.mapAttrsToList unitsOf cfg.apps);
+      # Units only for names that can name one: the assertion says what is
+      # wrong with the others.
+      systemd = lib.mkMerge (lib.mapAttrsToList unitsOf (lib.filterAttrs (name: _: validName name) cfg.apps));
     })
   ];
 }

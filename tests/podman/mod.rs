@@ -32,7 +32,14 @@ pub fn skipped(test: &str) -> bool {
     if std::env::var_os("HANDOFF_SKIP_CONTAINER_TESTS").is_none_or(|v| v != "1") {
         return false;
     }
-    let line = format!("{test}: HANDOFF_SKIP_CONTAINER_TESTS=1\n");
+    record_skip(test, "HANDOFF_SKIP_CONTAINER_TESTS=1");
+    true
+}
+
+/// Says that `test` did not run and why, on stderr and in
+/// `$HANDOFF_TEST_SKIPS`, which `tests/run` counts and lists.
+pub fn record_skip(test: &str, why: &str) {
+    let line = format!("{test}: {why}\n");
     eprint!("SKIPPED {line}");
     if let Some(path) = std::env::var_os("HANDOFF_TEST_SKIPS") {
         let recorded = std::fs::OpenOptions::new()
@@ -44,7 +51,6 @@ pub fn skipped(test: &str) -> bool {
             panic!("cannot record the skip in {path:?}: {e}");
         }
     }
-    true
 }
 
 /// One container at a time: two cores, and each test loads the machine.

@@ -1,0 +1,391 @@
+//! The NixOS module, evaluated as NixOS evaluates it: nixpkgs' real `lib`
+//! and systemd unit code (the subset in the nixpkgs-eval archive) render
+//! `nix/module.nix` into the unit files a NixOS host would get
+//! (nix/eval/module.nix). One app, two apps, every assertion, and the
+//! rough edges a NixOS user met: each case's units and failed assertions
+//! checked. The units must also say what `containers/units/` says.
+//!
+//! Needs `nix-instantiate` (Debian's nix-bin) and the archive: found at
+//! `$HANDOFF_NIXPKGS_SUBSET`, else `../shared/nixpkgs-eval/` beside the
+//! checkout or in `/work/shared/nixpkgs-eval/`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+mod podman;
+
+const ARCHIVE: &str = "nixpkgs-eval/nixpkgs-subset.tar.gz";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The unpacked subset, once per test binary; None (and the test recorded
+/// as skipped) where there is no archive, as in `nix flake check`'s
+/// sandbox. CI has it and fails on any skip.
+fn nixpkgs(test: &str) -> Option<&'static Path> {
+    static DIR: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
+    let found = DIR.get_or_init(|| {
+        let tried: Vec<PathBuf> = std::env::var_os("HANDOFF_NIXPKGS_SUBSET")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([
+                root().join("../shared").join(ARCHIVE),
+                Path::new("/work/shared").join(ARCHIVE),
+            ])
+            .collect();
+        let archive = tried.iter().find(|p| p.is_file())?;
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(dir.path())
+            .status()
+            .expect("tar");
+        assert!(status.success(), "cannot unpack {archive:?}");
+        let nixpkgs = dir.path().join("nixpkgs");
+        Some((dir, nixpkgs))
+    });
+    match found {
+        Some((_, path)) => Some(path),
+        None => {
+            podman::record_skip(
+                test,
+                "no nixpkgs subset archive (set HANDOFF_NIXPKGS_SUBSET to ../shared/nixpkgs-eval/nixpkgs-subset.tar.gz)",
+            );
+            None
+        }
+    }
+}
+
+/// Evaluates the module with `configuration` (a NixOS module, as Nix text).
+fn eval(nixpkgs: &Path, configuration: &str) -> Result<Value, String> {
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(root().join("nix/eval/module.nix"))
+        .arg("--arg")
+        .arg("nixpkgs")
+        .arg(nixpkgs)
+        .arg("--arg")
+        .arg("configuration")
+        .arg(configuration)
+        // Debian's nix-bin names a build group that need not exist; nothing
+        // is built here.
+        .env("NIX_CONFIG", "build-users-group =")
+        .output()
+        .expect("nix-instantiate (Debian: nix-bin)");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("JSON from nix-instantiate"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn eval_ok(nixpkgs: &Path, configuration: &str) -> Value {
+    eval(nixpkgs, configuration)
+        .unwrap_or_else(|e| panic!("{configuration}\nfailed to evaluate:\n{e}"))
+}
+
+fn failed(v: &Value) -> Vec<String> {
+    v["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn unit<'a>(v: &'a Value, name: &str) -> &'a str {
+    v["units"][name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no unit {name}: {}", v["units"]))
+}
+
+/// `key=value` lines of `section` in unit text: values by key, in order.
+fn section(text: &str, name: &str) -> BTreeMap<String, Vec<String>> {
+    let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut inside = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == format!("[{name}]");
+        } else if inside && !line.is_empty() && !line.starts_with('#') {
+            let (k, v) = line.split_once('=').unwrap_or((line, ""));
+            keys.entry(k.to_owned()).or_default().push(v.to_owned());
+        }
+    }
+    keys
+}
+
+/// systemd's spellings of one value: booleans and seconds.
+fn normal(value: &str) -> String {
+    match value {
+        "yes" => "true".to_owned(),
+        "no" => "false".to_owned(),
+        v if v.ends_with('s') && v[..v.len() - 1].parse::<u64>().is_ok() => {
+            v[..v.len() - 1].to_owned()
+        }
+        v => v.to_owned(),
+    }
+}
+
+const ENABLE: &str = "{ services.handoff.enable = true; }";
+const HELLO: &str = r#"{ pkgs, ... }: {
+  services.handoff.enable = true;
+  services.handoff.apps.hello = { package = pkgs.hello; listen = [ "8081" ]; openFirewall = true; };
+}"#;
+
+#[test]
+fn the_reference_service_renders_the_units_of_containers_units() {
+    let Some(nixpkgs) = nixpkgs("the_reference_service_renders_the_units_of_containers_units")
+    else {
+        return;
+    };
+    let v = eval_ok(nixpkgs, ENABLE);
+    assert_eq!(failed(&v), Vec::<String>::new());
+    let service = section(unit(&v, "handoff.service"), "Service");
+    let ours = section(
+        &std::fs::read_to_string(root().join("containers/units/handoff.service")).unwrap(),
+        "Service",
+    );
+    // The same binary and configuration file, wherever each lives.
+    let bin = "/nix/store/00000000000000000000000000000000-handoff/bin/handoff";
+    let conf = "/nix/store/00000000000000000000000000000000-handoff.toml";
+    for (key, values) in &ours {
+        // The Debian unit sets FDSTORE= for systemd 252; NixOS's systemd
+        // sets it from FileDescriptorStoreMax= itself, and adds PATH.
+        if key == "Environment" {
+            continue;
+        }
+        let expected: Vec<String> = values
+            .iter()
+            .map(|v| {
+                normal(v)
+                    .replace("/usr/local/bin/handoff", bin)
+                    .replace("/etc/handoff/handoff.toml", conf)
+            })
+            .collect();
+        assert_eq!(service.get(key), Some(&expected), "[Service] {key}");
+    }
+    // What only NixOS has: a switch reloads, and the fd store outlives a
+    // restart.
+    for (key, value) in [
+        ("X-ReloadIfChanged", "true"),
+        ("X-StopIfChanged", "false"),
+        ("FileDescriptorStorePreserve", "restart"),
+    ] {
+        assert_eq!(
+            service.get(key),
+            Some(&vec![value.to_owned()]),
+            "[Service] {key}"
+        );
+    }
+    let socket = section(unit(&v, "handoff.socket"), "Socket");
+    let ours = section(
+        &std::fs::read_to_string(root().join("containers/units/handoff.socket")).unwrap(),
+        "Socket",
+    );
+    assert_eq!(socket, ours);
+    assert_eq!(
+        section(unit(&v, "handoff.socket"), "Install")["WantedBy"],
+        ["sockets.target"]
+    );
+}
+
+#[test]
+fn two_apps_get_their_own_units_settings_and_ports() {
+    let Some(nixpkgs) = nixpkgs("two_apps_get_their_own_units_settings_and_ports") else {
+        return;
+    };
+    let v = eval_ok(nixpkgs, HELLO);
+    assert_eq!(failed(&v), Vec::<String>::new());
+    let hello = section(unit(&v, "hello.service"), "Service");
+    assert_eq!(
+        hello["ExecStart"],
+        [
+            "/nix/store/00000000000000000000000000000000-hello/bin/hello --config /nix/store/00000000000000000000000000000000-hello.toml"
+        ]
+    );
+    assert_eq!(hello["RuntimeDirectory"], ["hello"]);
+    assert_eq!(
+        section(unit(&v, "hello.service"), "Unit")["Requires"],
+        ["hello.socket"]
+    );
+    assert_eq!(
+        section(unit(&v, "hello.socket"), "Socket")["ListenStream"],
+        ["8081"]
+    );
+    assert_eq!(
+        section(unit(&v, "handoff.socket"), "Socket")["ListenStream"],
+        ["8080"]
+    );
+    assert_eq!(v["firewall"], serde_json::json!([8081]));
+    // A longer drain or a lame duck lengthens the stop timeout.
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ pkgs, ... }: { services.handoff.apps.hello = { package = pkgs.hello;
+            settings.server = { drain_timeout = 10; shutdown_delay = 5; }; }; }"#,
+    );
+    assert_eq!(
+        section(unit(&v, "hello.service"), "Service")["TimeoutStopSec"],
+        ["30"]
+    );
+}
+
+#[test]
+fn every_assertion_names_the_app_and_the_option() {
+    let Some(nixpkgs) = nixpkgs("every_assertion_names_the_app_and_the_option") else {
+        return;
+    };
+    let cases = [
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ ]; }; }"#,
+            "services.handoff.apps.a.listen must name at least one socket",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ "/run/a/http.sock" ]; openFirewall = true; }; }"#,
+            "services.handoff.apps.a.openFirewall is set, but its listen has no TCP port",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; settings.server.listen = "0.0.0.0:80"; }; }"#,
+            "services.handoff.apps.a.settings.server.listen has no effect",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; environmentFile = "/nix/store/x-a.env"; }; }"#,
+            "services.handoff.apps.a.environmentFile is in the Nix store",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps = { a = { package = pkgs.hello; listen = [ "8080" ]; }; b = { package = pkgs.hello; listen = [ "8080" ]; }; }; }"#,
+            "8080 (a) and 8080 (b)",
+        ),
+    ];
+    for (configuration, message) in cases {
+        let v = eval_ok(nixpkgs, configuration);
+        let failed = failed(&v);
+        assert!(
+            failed.len() == 1 && failed[0].contains(message),
+            "{configuration}\nexpected one failed assertion with {message:?}, got {failed:#?}"
+        );
+    }
+}
+
+/// "8080" (IPv6 and IPv4) and "0.0.0.0:8080" cannot both bind: the
+/// assertion compares what is bound, not the strings.
+#[test]
+fn listen_entries_that_bind_the_same_port_are_refused_whatever_their_spelling() {
+    let Some(nixpkgs) =
+        nixpkgs("listen_entries_that_bind_the_same_port_are_refused_whatever_their_spelling")
+    else {
+        return;
+    };
+    let two = |a: &str, b: &str| {
+        format!(
+            r#"{{ pkgs, ... }}: {{ services.handoff.apps = {{ a = {{ package = pkgs.hello; listen = [ {a} ]; }}; b = {{ package = pkgs.hello; listen = [ {b} ]; }}; }}; }}"#
+        )
+    };
+    for (a, b) in [
+        (r#""8080""#, r#""0.0.0.0:8080""#),
+        (r#""8080""#, r#""[::]:8080""#),
+        (r#""8080""#, r#""127.0.0.1:8080""#),
+        (r#""0.0.0.0:8080""#, r#""127.0.0.1:8080""#),
+        (r#""[::]:8080""#, r#""10.0.0.1:8080""#),
+        (r#"8080"#, r#""8080""#),
+        (r#""/run/x.sock""#, r#""/run/x.sock""#),
+    ] {
+        let v = eval_ok(nixpkgs, &two(a, b));
+        let failed = failed(&v);
+        assert!(
+            failed.len() == 1 && failed[0].contains("bind the same socket"),
+            "{a} and {b}: {failed:#?}"
+        );
+    }
+    for (a, b) in [
+        (r#""127.0.0.1:8080""#, r#""127.0.0.2:8080""#),
+        (r#""0.0.0.0:8080""#, r#""[::1]:8080""#),
+        (r#""8080""#, r#""8081""#),
+        (r#""/run/a.sock""#, r#""/run/b.sock""#),
+    ] {
+        let v = eval_ok(nixpkgs, &two(a, b));
+        assert_eq!(failed(&v), Vec::<String>::new(), "{a} and {b}");
+    }
+}
+
+/// `services.handoff.*` are defaults of the entry `apps.handoff`: a
+/// definition there replaces them, key by key, instead of conflicting or
+/// being appended to.
+#[test]
+fn the_reference_services_entry_takes_definitions_of_its_own() {
+    let Some(nixpkgs) = nixpkgs("the_reference_services_entry_takes_definitions_of_its_own") else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ services.handoff.enable = true;
+             services.handoff.settings.log.level = "debug";
+             services.handoff.apps.handoff = {
+               listen = [ "9090" ];
+               description = "the API";
+               settings.server.drain_timeout = 10;
+             }; }"#,
+    );
+    assert_eq!(failed(&v), Vec::<String>::new());
+    assert_eq!(v["listen"]["handoff"], serde_json::json!(["9090"]));
+    assert_eq!(
+        section(unit(&v, "handoff.socket"), "Socket")["ListenStream"],
+        ["9090"]
+    );
+    assert_eq!(
+        section(unit(&v, "handoff.service"), "Unit")["Description"],
+        ["the API"]
+    );
+    let settings = &v["settings"]["handoff"];
+    assert_eq!(settings["server"]["drain_timeout"], 10);
+    assert_eq!(settings["log"]["level"], "debug", "{settings}");
+    assert_eq!(
+        section(unit(&v, "handoff.service"), "Service")["TimeoutStopSec"],
+        ["25"]
+    );
+}
+
+/// A name that cannot be a unit's is refused by an assertion that says so,
+/// not by nixpkgs' unit-name check deep in an evaluation.
+#[test]
+fn an_app_name_that_cannot_name_a_unit_is_refused_by_name() {
+    let Some(nixpkgs) = nixpkgs("an_app_name_that_cannot_name_a_unit_is_refused_by_name") else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ pkgs, ... }: { services.handoff.apps."my app" = { package = pkgs.hello; }; }"#,
+    );
+    let failed = failed(&v);
+    assert!(
+        failed.iter().any(
+            |m| m.contains("services.handoff.apps.\"my app\"") && m.contains("letters, digits")
+        ),
+        "{failed:#?}"
+    );
+}
+
+/// As nixpkgs' `listenStreams`, a port number is a listen entry.
+#[test]
+fn a_port_number_is_a_listen_entry() {
+    let Some(nixpkgs) = nixpkgs("a_port_number_is_a_listen_entry") else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ 8080 "[::1]:9090" ]; openFirewall = true; }; }"#,
+    );
+    assert_eq!(failed(&v), Vec::<String>::new());
+    assert_eq!(
+        section(unit(&v, "a.socket"), "Socket")["ListenStream"],
+        ["8080", "[::1]:9090"]
+    );
+    assert_eq!(v["firewall"], serde_json::json!([8080, 9090]));
+    assert!(eval(nixpkgs, r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ 70000 ]; }; }"#).is_err());
+}
