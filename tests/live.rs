@@ -20,6 +20,9 @@ use support::*;
 const WS_CLIENTS: usize = 50;
 const SSE_CLIENTS: usize = 20;
 const RELOADS: usize = 10;
+/// After the last reload, before the clients stop: long enough for every
+/// one to be back (0.5 s at most measured) on a slow machine.
+const SETTLE: Duration = Duration::from_secs(3);
 
 fn live(addr: &str) -> Command {
     let mut cmd = service(example_bin("live"));
@@ -288,6 +291,8 @@ fn websocket_and_sse_clients_follow_ten_reloads_and_lose_nothing() {
         pid = new;
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Every client back on the last generation before they stop.
+    std::thread::sleep(SETTLE);
     let (ws, sse) = clients.finish();
     assert_clients_moved_and_lost_nothing(
         "plain process",
@@ -440,6 +445,8 @@ fn websocket_and_sse_clients_follow_ten_reloads_of_the_systemd_container() {
         });
         std::thread::sleep(Duration::from_millis(500));
     }
+    // Every client back on the last generation before they stop.
+    std::thread::sleep(SETTLE);
     let (ws, sse) = clients.finish();
     assert_clients_moved_and_lost_nothing(
         "systemd container",
