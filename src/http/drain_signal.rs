@@ -68,3 +68,23 @@ impl FromRequest for DrainSignal {
         ready(Ok(req.app_data::<Self>().cloned().unwrap_or_default()))
     }
 }
+
+/// A response that lasts as long as its handler wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongLived {
+    /// A 101: a WebSocket, or any upgrade.
+    Upgrade = 0,
+    /// A body with no length: server-sent events, a long poll, a download.
+    Stream = 1,
+}
+
+impl LongLived {
+    pub const ALL: [Self; 2] = [Self::Upgrade, Self::Stream];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Upgrade => "upgrade",
+            Self::Stream => "stream",
+        }
+    }
+}

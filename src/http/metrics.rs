@@ -11,17 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::drain_signal::LongLived;
 use super::request_counts::RequestCounts;
-use super::state::LongLived;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// The route pattern (`/delay/{ms}`), never the raw path, so that the
-    /// number of series stays bounded whatever clients send.
-    pub route: String,
-    pub method: String,
-    pub status: u16,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HandoffLabels {

@@ -26,10 +26,11 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpResponse, ResponseError, web};
 
 use super::conn::ConnState;
+use super::drain_signal::LongLived;
 use super::payload::Tracked;
 use super::request_counts::{Cell as CountCell, WorkerCounts};
 use super::routes;
-use super::state::{AppState, LongLived, Phase};
+use super::state::{AppState, Phase};
 
 /// How long after `server.client_body_timeout` the connection itself ends an
 /// incomplete body, so that a handler's own answer to it gets out first.

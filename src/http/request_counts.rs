@@ -13,11 +13,18 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::metrics::RequestLabels;
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route pattern (`/delay/{ms}`), never the raw path, so that the
+    /// number of series stays bounded whatever clients send.
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
 
 /// Every worker's counts, for the scrape.
 #[derive(Debug, Default)]

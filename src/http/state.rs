@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::drain_signal::DrainSignal;
+use super::drain_signal::{DrainSignal, LongLived};
 use super::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -82,26 +82,6 @@ pub struct Phase {
     /// handler or client), and cut at the drain timeout.
     long_lived_closed: AtomicU64,
     long_lived_cut: AtomicU64,
-}
-
-/// A response that lasts as long as its handler wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LongLived {
-    /// A 101: a WebSocket, or any upgrade.
-    Upgrade = 0,
-    /// A body with no length: server-sent events, a long poll, a download.
-    Stream = 1,
-}
-
-impl LongLived {
-    pub const ALL: [Self; 2] = [Self::Upgrade, Self::Stream];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Upgrade => "upgrade",
-            Self::Stream => "stream",
-        }
-    }
 }
 
 const SERVING: u8 = 0;
