@@ -370,8 +370,7 @@ fn notes_under_systemd_loses_no_row_across_reloads_and_restarts() {
     let text = format!(
         "== notes under systemd: 10 reloads and 10 restarts, mixed load plus pooled POSTs\n{report}\n"
     );
-    print!("{text}");
-    report_figures("notes", &text);
+    support::report("notes", &text);
     report.assert_clean(1000);
     let written = report.group("pooled").requests as u64;
     let rows = notes_count(&c) - before;
@@ -405,11 +404,4 @@ fn notes_count(c: &Container) -> u64 {
     serde_json::from_str::<serde_json::Value>(&body).unwrap()["notes"]
         .as_u64()
         .unwrap()
-}
-
-/// Keeps figures in target/test-reports/, which CI prints.
-fn report_figures(name: &str, text: &str) {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-reports");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
 }

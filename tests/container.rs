@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use loadgen::{Group, Load, Plan, Report};
 use podman::{Container, podman, serial, skipped};
 use support::{
-    answering_pid, assert_each_successor_served_during_the_drain, free_port, get, wait_for_new_pid,
+    answering_pid, assert_each_successor_served_during_the_drain, free_port, get, report,
+    wait_for_new_pid,
 };
 
 /// A fresh container for one test, with the lock that keeps containers one at
@@ -118,15 +119,6 @@ fn under_load(
         report: load.finish(SETTLE),
         pids,
     }
-}
-
-/// Prints figures and keeps them in target/test-reports/ (cargo shows a
-/// passing test's output only with --nocapture; CI prints the folder).
-fn report(name: &str, text: &str) {
-    print!("{text}");
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-reports");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
 }
 
 fn print_run(name: &str, title: &str, run: &Run) {

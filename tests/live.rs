@@ -237,15 +237,7 @@ fn assert_clients_moved_and_lost_nothing(
         back.join(" "),
         lived.join(" "),
     );
-    print!("{text}");
-    report_figures(&format!("live-{}", what.replace(' ', "-")), &text);
-}
-
-/// Keeps figures in target/test-reports/, which CI prints.
-fn report_figures(name: &str, text: &str) {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-reports");
-    let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
+    report(&format!("live-{}", what.replace(' ', "-")), &text);
 }
 
 /// The drain log lines of every generation: (closed, cut) each.

@@ -456,3 +456,13 @@ pub fn assert_each_successor_served_during_the_drain(samples: &[loadgen::Sample]
         );
     }
 }
+
+/// Prints figures and keeps them in target/test-reports/NAME.txt (cargo
+/// shows a passing test's output only with --nocapture; CI prints the
+/// folder).
+pub fn report(name: &str, text: &str) {
+    print!("{text}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../test-reports");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join(format!("{name}.txt")), text);
+}
