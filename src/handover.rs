@@ -30,6 +30,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::sync::lock;
+
 /// The fd name of connections in systemd's store.
 pub const STORED_CONNECTION_NAME: &str = "conn";
 
@@ -175,10 +177,6 @@ impl Handover {
             Offer::Close
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// At most this many descriptors go in one SCM_RIGHTS message (the

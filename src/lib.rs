@@ -38,6 +38,7 @@ mod notify;
 mod service;
 mod settings;
 mod sockets;
+mod sync;
 mod telemetry;
 
 pub use http::drain_signal::DrainSignal;

@@ -88,7 +88,7 @@ impl UserApp {
         // Send, as actix-web's HttpServer asks, so each call clones it out.
         let make = Arc::new(Mutex::new(make));
         let app = move |parts: &Parts| {
-            let make = make.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let make = crate::sync::lock(&make).clone();
             let drain = parts.phase.drain_signal();
             make(drain)
                 .app_data(drain.clone())

@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
 use super::metrics::{Metrics, WorkerLabels};
+use crate::sync::lock;
 
 /// The workers of one instance.
 pub(crate) struct Workers {
@@ -195,8 +196,4 @@ impl Worker {
     pub fn index(&self) -> usize {
         self.index
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
