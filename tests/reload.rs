@@ -629,3 +629,42 @@ fn a_reload_spreads_the_adopted_connections_over_every_worker() {
     assert!(total >= 32, "the pool of 64 was not handed over: {total}");
     drop(proc);
 }
+
+/// An adopted connection is an idle keep-alive connection: it waits for its
+/// next request as long as `server.keep_alive` allows, as it would have in
+/// the old process, not the `server.client_header_timeout` a brand-new
+/// connection gets for its first request (before: answered 408 and closed
+/// once the header timeout passed after the hand-over).
+#[test]
+fn an_adopted_connection_keeps_its_keep_alive_timeout() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _proc = start(
+        &addr,
+        &[
+            ("HANDOFF__SERVER__KEEP_ALIVE", "10m"),
+            ("HANDOFF__SERVER__CLIENT_HEADER_TIMEOUT", "1s"),
+        ],
+    );
+    let old = pid_of(&addr);
+    let mut conn = connect_tcp(&addr).unwrap();
+    let first = exchange(&mut conn, "GET", "/", "", b"").unwrap();
+    assert_eq!((first.status, first.pid()), (200, old));
+    // SAFETY: kill(2) on the process this test started.
+    assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
+    let new = successor_of(&addr, old);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(&addr, "/metrics")
+        .unwrap()
+        .body
+        .lines()
+        .any(|l| l == "handoff_connections_adopted_total 1")
+    {
+        assert!(Instant::now() < deadline, "the connection was not adopted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Twice the header timeout after the adoption, well within keep-alive.
+    std::thread::sleep(Duration::from_secs(2));
+    let next = exchange(&mut conn, "GET", "/", "", b"").unwrap();
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.pid(), new);
+}

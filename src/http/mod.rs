@@ -65,7 +65,20 @@ pub(crate) struct UserApp {
 /// What serves one accepted connection.
 type ConnFactory<S> = BoxServiceFactory<(), S, (), DispatchError, ()>;
 /// Makes, on a worker, what serves its connections of one kind.
-type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker) -> ConnFactory<S> + Send + Sync>;
+type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker, Arrival) -> ConnFactory<S> + Send + Sync>;
+
+/// How a connection came to this process, which decides how long it may
+/// wait before its next request.
+#[derive(Clone, Copy)]
+enum Arrival {
+    /// Accepted here: its first request must come within
+    /// `server.client_header_timeout`.
+    Accepted,
+    /// Handed over (by the previous process, or from systemd's fd store): a
+    /// keep-alive connection between two requests, which waits as long as
+    /// `server.keep_alive` lets it, as it would have where it came from.
+    Adopted,
+}
 
 impl UserApp {
     /// `make` builds the service's `App`, once for every worker and listener
@@ -98,11 +111,11 @@ impl UserApp {
         };
         let tcp_app = app.clone();
         Self {
-            tcp: Arc::new(move |parts, worker| {
-                pipeline(tcp_app(parts), parts, worker, builtin_routes)
+            tcp: Arc::new(move |parts, worker, arrival| {
+                pipeline(tcp_app(parts), parts, worker, arrival, builtin_routes)
             }),
-            unix: Arc::new(move |parts, worker| {
-                pipeline(app(parts), parts, worker, builtin_routes)
+            unix: Arc::new(move |parts, worker, arrival| {
+                pipeline(app(parts), parts, worker, arrival, builtin_routes)
             }),
         }
     }
@@ -117,7 +130,13 @@ pub(crate) struct Parts {
 }
 
 /// accept -> `Conn` -> HTTP/1.1 dispatcher -> middleware -> `App`.
-fn pipeline<S, A, B>(app: A, parts: &Parts, worker: &Worker, builtin_routes: bool) -> ConnFactory<S>
+fn pipeline<S, A, B>(
+    app: A,
+    parts: &Parts,
+    worker: &Worker,
+    arrival: Arrival,
+    builtin_routes: bool,
+) -> ConnFactory<S>
 where
     S: Stream + PeerAddr,
     A: ServiceFactory<
@@ -149,7 +168,10 @@ where
         } else {
             actix_http::KeepAlive::Timeout(s.keep_alive)
         })
-        .client_request_timeout(s.client_header_timeout)
+        .client_request_timeout(match arrival {
+            Arrival::Accepted => s.client_header_timeout,
+            Arrival::Adopted => s.keep_alive.max(s.client_header_timeout),
+        })
         .on_connect_ext(|conn: &Conn<S>, ext| {
             ext.insert::<Rc<ConnState>>(conn.state());
         })
@@ -227,13 +249,13 @@ impl Instance {
                 Listener::Tcp(l) => builder
                     .listen(name, l, move || {
                         let (worker, app, parts) = on_worker();
-                        (app.tcp)(&parts, &worker)
+                        (app.tcp)(&parts, &worker, Arrival::Accepted)
                     })
                     .map_err(fail)?,
                 Listener::Unix(l) => builder
                     .listen_uds(name, l, move || {
                         let (worker, app, parts) = on_worker();
-                        (app.unix)(&parts, &worker)
+                        (app.unix)(&parts, &worker, Arrival::Accepted)
                     })
                     .map_err(fail)?,
             };
@@ -351,9 +373,19 @@ async fn serve_adopted(
             .local_addr()
             .is_ok_and(|a| a.is_unix());
         let served = if unix_socket {
-            serve_one(&mut unix, || (app.unix)(&parts, &worker), fd).await
+            serve_one(
+                &mut unix,
+                || (app.unix)(&parts, &worker, Arrival::Adopted),
+                fd,
+            )
+            .await
         } else {
-            serve_one(&mut tcp, || (app.tcp)(&parts, &worker), fd).await
+            serve_one(
+                &mut tcp,
+                || (app.tcp)(&parts, &worker, Arrival::Adopted),
+                fd,
+            )
+            .await
         };
         match served {
             Ok(()) => {
