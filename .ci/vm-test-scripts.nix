@@ -19,16 +19,15 @@ let
     };
     nixosModules.default = { };
   };
-  nodes = {
-    machine.system.build.toplevel = fake "toplevel";
-    web1.system.build.toplevel = fake "toplevel-web1";
-  };
   tests = builtins.attrNames (builtins.readDir ../nix/tests);
   # The script, and the node names the test driver defines as variables.
+  # Each node's system is /nix/store/...-toplevel-NAME, as tests/nixos/
+  # installs it.
   script =
     file:
     let
       test = import (../nix/tests + "/${file}") { inherit pkgs self; };
+      nodes = builtins.mapAttrs (name: _: { system.build.toplevel = fake "toplevel-${name}"; }) test.nodes;
     in
     {
       source =

@@ -5,62 +5,22 @@
 //! rough edges a NixOS user met: each case's units and failed assertions
 //! checked. The units must also say what `containers/units/` says.
 //!
-//! Needs `nix-instantiate` (Debian's nix-bin) and the archive: found at
-//! `$HANDOFF_NIXPKGS_SUBSET`, else `../shared/nixpkgs-eval/` beside the
-//! checkout or in `/work/shared/nixpkgs-eval/`.
+//! Needs `nix-instantiate` (Debian's nix-bin) and the nixpkgs subset
+//! (tests/nixpkgs/mod.rs).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
+mod nixpkgs;
 mod podman;
 
-const ARCHIVE: &str = "nixpkgs-eval/nixpkgs-subset.tar.gz";
+use nixpkgs::nixpkgs;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The unpacked subset, once per test binary; None (and the test recorded
-/// as skipped) where there is no archive, as in `nix flake check`'s
-/// sandbox. CI has it and fails on any skip.
-fn nixpkgs(test: &str) -> Option<&'static Path> {
-    static DIR: OnceLock<Option<(tempfile::TempDir, PathBuf)>> = OnceLock::new();
-    let found = DIR.get_or_init(|| {
-        let tried: Vec<PathBuf> = std::env::var_os("HANDOFF_NIXPKGS_SUBSET")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain([
-                root().join("../shared").join(ARCHIVE),
-                Path::new("/work/shared").join(ARCHIVE),
-            ])
-            .collect();
-        let archive = tried.iter().find(|p| p.is_file())?;
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("tar")
-            .arg("-xzf")
-            .arg(archive)
-            .arg("-C")
-            .arg(dir.path())
-            .status()
-            .expect("tar");
-        assert!(status.success(), "cannot unpack {archive:?}");
-        let nixpkgs = dir.path().join("nixpkgs");
-        Some((dir, nixpkgs))
-    });
-    match found {
-        Some((_, path)) => Some(path),
-        None => {
-            podman::record_skip(
-                test,
-                "no nixpkgs subset archive (set HANDOFF_NIXPKGS_SUBSET to ../shared/nixpkgs-eval/nixpkgs-subset.tar.gz)",
-            );
-            None
-        }
-    }
 }
 
 /// Evaluates the module with `configuration` (a NixOS module, as Nix text).
