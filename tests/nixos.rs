@@ -1,0 +1,288 @@
+//! The NixOS VM tests of nix/tests/, run here: each script, exactly as
+//! `.ci/vm-test-scripts.nix` renders it, runs to its end against systemd
+//! containers with the units the NixOS module renders for each node
+//! (tests/nixos/run.py, nix/eval/vm-test.nix), through an implementation of
+//! the NixOS test driver's machine API (tests/nixos/driver.py) whose
+//! semantics are checked against the real driver's (tests/nixos/test_driver.py).
+//! A script's failed assertion fails its test; a test that cannot run here
+//! says why (run.py --list).
+//!
+//! Needs podman (as the container suite), nix-instantiate and the nixpkgs
+//! subset (tests/nixpkgs/mod.rs), and Debian's Python 3.
+
+mod nixpkgs;
+mod podman;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use nixpkgs::nixpkgs;
+use podman::{serial, skipped};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Debian's Python (the harness needs its standard library only), with
+/// podman configured as for the container suite.
+fn python() -> Command {
+    let mut cmd =
+        Command::new(std::env::var("HANDOFF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into()));
+    if std::env::var_os("CONTAINERS_CONF").is_none() {
+        cmd.env(
+            "CONTAINERS_CONF",
+            root().join("tests/podman/containers.conf"),
+        );
+    }
+    cmd
+}
+
+/// The binaries the nodes' stand-in packages stand for, built once per test
+/// binary as nix/package.nix builds them: handoff with HANDOFF_BUILD_ID=nix
+/// (the package) and =v2 (the tests' other build), examples/hello, loadgen.
+struct Binaries {
+    _dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+fn binaries() -> &'static Binaries {
+    static BUILT: OnceLock<Binaries> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let dir = tempfile::tempdir().unwrap();
+        let build = |args: &[&str], build_id: Option<&str>| {
+            let mut cmd = Command::new(&cargo);
+            cmd.current_dir(root())
+                .args(["build", "--release", "--locked", "--quiet"])
+                .args(args);
+            match build_id {
+                Some(id) => cmd.env("HANDOFF_BUILD_ID", id),
+                None => cmd.env_remove("HANDOFF_BUILD_ID"),
+            };
+            let status = cmd.status().expect("cargo");
+            assert!(status.success(), "cargo build {args:?} failed");
+        };
+        let release = root().join("target/release");
+        let mut args = Vec::new();
+        for id in ["nix", "v2"] {
+            build(&["--bin", "handoff"], Some(id));
+            let copy = dir.path().join(format!("handoff-{id}"));
+            std::fs::copy(release.join("handoff"), &copy).unwrap();
+            args.push(format!("--handoff={id}={}", copy.display()));
+        }
+        build(&["--package", "loadgen", "--bin", "loadgen"], None);
+        build(&["--example", "hello"], None);
+        for (name, path) in [
+            ("loadgen", release.join("loadgen")),
+            ("hello", release.join("examples/hello")),
+        ] {
+            let copy: PathBuf = dir.path().join(name);
+            std::fs::copy(path, &copy).unwrap();
+            args.push(format!("--bin={name}={}", copy.display()));
+        }
+        Binaries { _dir: dir, args }
+    })
+}
+
+/// Runs `test` (a file of nix/tests/), or `script` on its nodes: the exit
+/// status and everything the driver printed.
+fn run(test: &str, nixpkgs: &Path, script: Option<&Path>) -> (i32, String) {
+    let mut cmd = python();
+    cmd.arg(root().join("tests/nixos/run.py"))
+        .arg(test)
+        .arg("--nixpkgs")
+        .arg(nixpkgs)
+        .args(&binaries().args);
+    if let Some(script) = script {
+        cmd.arg("--script").arg(script);
+    }
+    let out = cmd.output().expect("python3 tests/nixos/run.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The script of `test` as the VM test would run it.
+fn rendered(test: &str) -> String {
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(root().join(".ci/vm-test-scripts.nix"))
+        .env("NIX_CONFIG", "build-users-group =")
+        .output()
+        .expect("nix-instantiate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    all[test]["source"].as_str().unwrap().to_owned()
+}
+
+fn vm_test(name: &str, test: &str) {
+    if skipped(name) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let _one = serial();
+    let (status, out) = run(test, nixpkgs, None);
+    println!("{out}");
+    assert_eq!(status, 0, "{test} failed (its log is above)");
+}
+
+/// The tests that run here; the others are in run.py's list with a reason.
+const RUN_HERE: &[&str] = &[
+    "activation.nix",
+    "fleet.nix",
+    "hardening.nix",
+    "reload.nix",
+    "restart.nix",
+    "switch.nix",
+    "two-apps.nix",
+];
+
+#[test]
+fn vm_test_activation() {
+    vm_test("vm_test_activation", "activation.nix");
+}
+
+#[test]
+fn vm_test_fleet() {
+    vm_test("vm_test_fleet", "fleet.nix");
+}
+
+#[test]
+fn vm_test_hardening() {
+    vm_test("vm_test_hardening", "hardening.nix");
+}
+
+#[test]
+fn vm_test_reload() {
+    vm_test("vm_test_reload", "reload.nix");
+}
+
+#[test]
+fn vm_test_restart() {
+    vm_test("vm_test_restart", "restart.nix");
+}
+
+#[test]
+fn vm_test_switch() {
+    vm_test("vm_test_switch", "switch.nix");
+}
+
+#[test]
+fn vm_test_two_apps() {
+    vm_test("vm_test_two_apps", "two-apps.nix");
+}
+
+/// Each file of nix/tests/ either runs above or is listed with the reason
+/// it cannot run here, and the list is printed.
+#[test]
+fn every_vm_test_runs_here_or_says_why_not() {
+    let out = python()
+        .arg(root().join("tests/nixos/run.py"))
+        .arg("--list")
+        .output()
+        .expect("python3");
+    assert!(out.status.success());
+    let list: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<String> = std::fs::read_dir(root().join("nix/tests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(list.len(), files.len(), "{list:?} {files:?}");
+    for file in &files {
+        match &list[file] {
+            serde_json::Value::Null => {
+                assert!(RUN_HERE.contains(&file.as_str()), "{file} runs nowhere")
+            }
+            serde_json::Value::String(why) => {
+                assert!(!RUN_HERE.contains(&file.as_str()));
+                println!("{file} cannot run here: {why}");
+            }
+            other => panic!("{file}: {other}"),
+        }
+    }
+}
+
+/// The harness fails a script whose assertion fails, with the script's
+/// own message: a copy of hardening.nix with its bound lowered below the
+/// unit's score, and of activation.nix waiting for a unit that does not
+/// exist (a requested assertion: the script's line is named).
+#[test]
+fn a_failed_assertion_fails_the_run_with_the_scripts_own_message() {
+    let name = "a_failed_assertion_fails_the_run_with_the_scripts_own_message";
+    if skipped(name) {
+        return;
+    }
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "hardening.nix",
+            "assert score <= 0.5,",
+            "assert score <= 0.1,",
+            "AssertionError: exposure 0.2 above 0.5",
+        ),
+        (
+            "activation.nix",
+            "machine.wait_for_unit(\"handoff.socket\")",
+            "machine.wait_for_unit(\"handoff.sockt\")",
+            "machine.wait_for_unit(\"handoff.sockt\")\n",
+        ),
+    ];
+    for (test, from, to, expected) in cases {
+        let script = rendered(test);
+        assert!(script.contains(from), "{test} no longer says {from:?}");
+        let path = dir.path().join(test);
+        std::fs::write(&path, script.replace(from, to)).unwrap();
+        let (status, out) = run(test, nixpkgs, Some(&path));
+        assert_eq!(status, 1, "{test} with {to:?} did not fail:\n{out}");
+        assert!(
+            out.contains(expected),
+            "{test} with {to:?}: no {expected:?} in\n{out}"
+        );
+    }
+}
+
+/// The driver's semantics against the real driver's (tests/nixos/test_driver.py),
+/// on a container of the nodes' image.
+#[test]
+fn the_driver_keeps_the_nixos_test_drivers_semantics() {
+    let name = "the_driver_keeps_the_nixos_test_drivers_semantics";
+    if skipped(name) {
+        return;
+    }
+    let _one = serial();
+    let image = python()
+        .arg(root().join("tests/nixos/run.py"))
+        .arg("--image")
+        .output()
+        .expect("python3");
+    assert!(
+        image.status.success(),
+        "{}",
+        String::from_utf8_lossy(&image.stderr)
+    );
+    let image = String::from_utf8(image.stdout).unwrap();
+    let out = python()
+        .arg(root().join("tests/nixos/test_driver.py"))
+        .arg(image.trim())
+        .output()
+        .expect("python3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("{err}");
+    assert!(out.status.success(), "tests/nixos/test_driver.py failed");
+    assert!(err.contains("\nOK"), "{err}");
+}

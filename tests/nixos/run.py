@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Runs one VM test of nix/tests/ here, without QEMU or nixpkgs: its script,
+exactly as .ci/vm-test-scripts.nix renders it, against one systemd container
+per node (podman), each holding the units and packages the NixOS module
+renders for that node (nix/eval/vm-test.nix, through nixpkgs' real lib and
+systemd unit code). The nodes share a podman network and reach each other by
+node name. Specialisations are switched to by a stand-in of
+switch-to-configuration (tests/nixos/switch-to-configuration).
+
+  tests/nixos/run.py TEST.nix --nixpkgs DIR --handoff BUILD=PATH... --bin NAME=PATH... [--script FILE]
+  tests/nixos/run.py --list
+  tests/nixos/run.py --image
+
+--handoff gives the handoff binary built with HANDOFF_BUILD_ID=BUILD (the
+nix/package.nix builds the tests name: nix, v2); --bin the other workspace
+binaries by package name (hello, loadgen). --script runs another script
+text on the test's nodes (the suite proves with it that a failing assertion
+fails the run). --list prints, as JSON, each test and why it cannot run here
+(null when it runs); --image builds the nodes' image if needed and prints
+its name.
+
+Exit status: 0 when the script ran to the end, 1 when it failed, 2 when the
+test cannot run here or the harness could not set it up.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from driver import Driver, Logger, Machine  # noqa: E402
+from nodes import Binaries, Node, toplevels_of  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_BASE = "localhost/debian-systemd:bookworm"
+
+# The tests that cannot run here, and why. Every other file in nix/tests/ runs.
+CANNOT_RUN_HERE = {
+    "image.nix": (
+        "boots packages.container, a NixOS system image that only Nix with nixpkgs can build, "
+        "under podman inside a VM; there is no nixpkgs here. The Debian image's run under "
+        "podman --systemd=always is tests/container.rs, the_image_serves_on_a_published_port."
+    ),
+}
+
+
+def tests() -> list[str]:
+    return sorted(p.name for p in (ROOT / "nix/tests").glob("*.nix"))
+
+
+def nix_eval(*args: str) -> dict:
+    done = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Debian's nix-bin names a build group that need not exist; nothing is built.
+        env={**os.environ, "NIX_CONFIG": "build-users-group ="},
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"error: nix-instantiate {' '.join(args)} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def podman(*args: str, check: bool = True) -> str:
+    done = subprocess.run(["podman", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and done.returncode != 0:
+        raise SystemExit(f"error: podman {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def node_image() -> str:
+    """The nodes' image, built once per Containerfile content."""
+    containerfile = Path(__file__).resolve().parent / "Containerfile"
+    tag = "localhost/handoff-nixos-node:" + hashlib.sha256(containerfile.read_bytes()).hexdigest()[:12]
+    if subprocess.run(["podman", "image", "exists", tag]).returncode != 0:
+        subprocess.run([str(ROOT / "containers/make-base-image.sh"), IMAGE_BASE], check=True)
+        subprocess.run(
+            ["podman", "build", "--network=host", "--build-arg", f"BASE_IMAGE={IMAGE_BASE}",
+             "-f", str(containerfile), "-t", tag, str(containerfile.parent)],
+            check=True,
+            stdout=sys.stderr,
+        )
+    return tag
+
+
+def pairs(values: list[str], what: str) -> dict[str, Path]:
+    out = {}
+    for v in values:
+        key, sep, path = v.partition("=")
+        if not sep or not Path(path).is_file():
+            raise SystemExit(f"error: {what} {v!r}: expected NAME=PATH of an existing file")
+        out[key] = Path(path)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("test", nargs="?")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--image", action="store_true")
+    parser.add_argument("--nixpkgs")
+    parser.add_argument("--handoff", action="append", default=[])
+    parser.add_argument("--bin", action="append", default=[])
+    parser.add_argument("--script")
+    args = parser.parse_args()
+
+    if args.list:
+        print(json.dumps({t: CANNOT_RUN_HERE.get(t) for t in tests()}, indent=2))
+        return 0
+    if args.image:
+        print(node_image())
+        return 0
+    if args.test not in tests():
+        parser.error(f"{args.test!r} is not one of {tests()}")
+    if args.test in CANNOT_RUN_HERE:
+        print(f"{args.test} cannot run here: {CANNOT_RUN_HERE[args.test]}", file=sys.stderr)
+        return 2
+    if not args.nixpkgs:
+        parser.error("--nixpkgs DIR (the unpacked nixpkgs-eval subset) is required")
+    binaries = Binaries(pairs(args.handoff, "--handoff"), pairs(args.bin, "--bin"))
+
+    rendered = nix_eval(str(ROOT / ".ci/vm-test-scripts.nix"))[args.test]
+    script = Path(args.script).read_text() if args.script else rendered["source"]
+    evaluated = nix_eval(
+        str(ROOT / "nix/eval/vm-test.nix"), "--arg", "nixpkgs", args.nixpkgs, "--argstr", "file", args.test
+    )
+    toplevels = toplevels_of(evaluated)
+    nodes = [Node(name, system, toplevels[name]) for name, system in sorted(evaluated.items())]
+    for node in nodes:
+        if failed := node.failed_assertions():
+            raise SystemExit(f"error: node {node.name} fails its assertions: {failed}")
+
+    logger = Logger()
+    run = f"handoff-vm-{os.getpid()}"
+    work = Path(tempfile.mkdtemp(prefix=f"{run}-", dir="/var/tmp"))
+    image = node_image()
+    created: list[str] = []
+    try:
+        podman("network", "create", run)
+        subnet = json.loads(podman("network", "inspect", run))[0]["subnets"][0]["subnet"]
+        prefix = subnet.rsplit(".", 1)[0]
+        addresses = {node.name: f"{prefix}.{10 + i}" for i, node in enumerate(nodes)}
+        hosts = [a for name, ip in addresses.items() for a in ("--add-host", f"{name}:{ip}")]
+        machines = []
+        for node in nodes:
+            store, etc = node.build(work / node.name, binaries, script)
+            container = f"{run}-{node.name}"
+            podman(
+                "create", "--name", container, "--hostname", node.name,
+                "--network", run, "--ip", addresses[node.name], *hosts,
+                "--systemd=always", "--label", f"handoff-vm={run}",
+                "-v", f"{store}:/nix/store:ro", image,
+            )
+            created.append(container)
+            podman("cp", f"{etc}/.", f"{container}:/etc/")
+            machines.append(Machine(node.name, container, logger))
+        logger.log(f"{args.test}: nodes {', '.join(f'{n} ({a})' for n, a in addresses.items())}")
+        return Driver(machines, script, logger).run_tests()
+    finally:
+        for container in created:
+            podman("rm", "--force", "--time", "0", container, check=False)
+        podman("network", "rm", "--force", run, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
