@@ -1,6 +1,5 @@
-# What the VM tests in nix/tests/ share: the machine, and the load of the
-# container suite (tests/container.rs: the mixed load plus pooled clients),
-# so both suites measure alike.
+# What the VM tests in nix/tests/ share: the machine, and the load (the
+# mixed load plus pooled clients, as the container suite's tests run it).
 { self }:
 let
   loadgenOf = pkgs: self.packages.${pkgs.stdenv.hostPlatform.system}.loadgen;

@@ -12,6 +12,7 @@
 
 mod nixpkgs;
 mod podman;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -134,6 +135,20 @@ fn vm_test(name: &str, test: &str) {
     let (status, out) = run(test, nixpkgs, None);
     println!("{out}");
     assert_eq!(status, 0, "{test} failed (its log is above)");
+    // The figures: each subtest, and the load's summary after each load.
+    let figures: String = out
+        .lines()
+        .filter(|l| {
+            (l.trim_start().starts_with("subtest: ") && !l.contains("took"))
+                || l.starts_with("all ")
+                || l.contains("Overall exposure level")
+        })
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    support::report(
+        &format!("vm-{}", test.trim_end_matches(".nix")),
+        &format!("== nix/tests/{test}, run on systemd containers\n{figures}"),
+    );
 }
 
 /// The tests that run here; the others are in run.py's list with a reason.

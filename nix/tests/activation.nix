@@ -1,5 +1,5 @@
 # The socket listens, the service waits; the first request starts it and is
-# answered. Twin: tests/container.rs, the_first_request_starts_the_service_through_the_socket.
+# answered.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };

@@ -4,7 +4,6 @@
 # scenario fails no request: rolling reload to another build, all reloaded
 # at once, rolling restart (HAProxy takes each host out before it drains),
 # each host stopped and started, a broken build on one host.
-# Twin: tests/fleet.rs, a_fleet_deploys_restarts_and_loses_hosts_without_a_failed_request.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };

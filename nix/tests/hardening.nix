@@ -1,5 +1,4 @@
 # systemd-analyze security scores the unit at or below 0.5.
-# Twin: tests/container.rs, the_service_is_hardened_to_the_target_exposure.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };

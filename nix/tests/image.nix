@@ -1,6 +1,5 @@
 # The Nix-built image (packages.container), a NixOS system with handoff as
 # PID 1's service, run by podman with --systemd=always inside a VM.
-# Twin: tests/container.rs, the_image_serves_on_a_published_port (Debian image).
 { pkgs, self }:
 let
   image = self.packages.${pkgs.stdenv.hostPlatform.system}.container;

@@ -2,7 +2,6 @@
 # reload hands the sockets and the idle connections to a new process; no
 # request fails or is retried, and each successor answers while the old
 # process still drains (nothing waits for a drain).
-# Twin: tests/container.rs, reloads_under_load_fail_no_request_and_wait_for_no_drain.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };

@@ -1,6 +1,5 @@
 # systemctl restart, 10 times under the mixed load plus pooled clients: no
 # request fails (idle connections wait in the fd store).
-# Twin: tests/container.rs, restarts_under_load_fail_no_request.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };

@@ -2,7 +2,6 @@
 # another package build) under load: reloadIfChanged hands off each time,
 # no request fails, each successor answers while the old process drains, and
 # the other build answers.
-# Twin: tests/container.rs, switching_builds_and_settings_under_load_fails_no_request.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };
@@ -39,12 +38,15 @@ pkgs.testers.runNixOSTest {
       for _ in range(3):
           machine.succeed("${toplevel}/specialisation/v2/bin/switch-to-configuration test")
           machine.wait_until_succeeds("curl --fail --silent http://127.0.0.1:8080/version | grep -q '\"build\":\"v2\"'")
+          # v2's settings serve with its build: app.max_delay is 5 s there.
+          machine.succeed("curl --silent http://127.0.0.1:8080/delay/999999 | grep -q '(5s)'")
           machine.sleep(2)
           machine.succeed("${toplevel}/bin/switch-to-configuration test")
           machine.wait_until_succeeds("curl --fail --silent http://127.0.0.1:8080/version | grep -q '\"build\":\"nix\"'")
           machine.sleep(2)
       assert_each_successor_served_during_the_drain(finish_load())
 
+      machine.succeed("curl --silent http://127.0.0.1:8080/delay/999999 | grep -q '(10s)'")
       # Six reloads, no restart: a restart would start again at generation 1.
       version = json.loads(machine.succeed("curl --fail --silent http://127.0.0.1:8080/version"))
       assert version["generation"] == 7, version

@@ -2,7 +2,6 @@
 # (services.handoff) and examples/hello declared as an application
 # (services.handoff.apps.hello, as a user declares theirs). Each is reloaded
 # under load without a failed request, and neither disturbs the other.
-# Twin: tests/hello.rs, hello_restarts_reloads_and_survives_a_failed_reload_under_systemd.
 { pkgs, self }:
 let
   support = import ../test-support.nix { inherit self; };

@@ -24,6 +24,7 @@ test cannot run here or the harness could not set it up.
 """
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -163,7 +164,9 @@ def main() -> int:
             podman("cp", f"{etc}/.", f"{container}:/etc/")
             machines.append(Machine(node.name, container, logger))
         logger.log(f"{args.test}: nodes {', '.join(f'{n} ({a})' for n, a in addresses.items())}")
-        return Driver(machines, script, logger).run_tests()
+        # The script's prints and the driver's log in one stream, in order.
+        with contextlib.redirect_stdout(sys.stderr):
+            return Driver(machines, script, logger).run_tests()
     finally:
         for container in created:
             podman("rm", "--force", "--time", "0", container, check=False)
