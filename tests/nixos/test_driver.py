@@ -128,6 +128,55 @@ class OnAMachine(unittest.TestCase):
         self.assertEqual(self.machine.succeed("cat /srv/copied/file; stat -c %U:%G /srv/copied/file"), "from the host\nroot:root\n")
 
 
+class Lifecycle(unittest.TestCase):
+    """shutdown, crash and start: a stopped machine boots again on its next command."""
+
+    container = f"handoff-driver-lifecycle-{os.getpid()}"
+
+    def setUp(self) -> None:
+        subprocess.run(
+            ["podman", "create", "--name", self.container, "--systemd=always", "--network=none", IMAGE],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        self.machine = Machine("machine", self.container, Logger())
+
+    def tearDown(self) -> None:
+        subprocess.run(["podman", "rm", "--force", "--time", "0", self.container], stdout=subprocess.DEVNULL)
+
+    def state(self) -> str:
+        done = subprocess.run(
+            ["podman", "inspect", "--format", "{{.State.Status}}", self.container],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        return done.stdout.strip()
+
+    def test_start_does_not_wait_for_the_boot_and_commands_do(self) -> None:
+        self.assertFalse(self.machine.is_up())
+        self.machine.start()
+        self.assertEqual(self.state(), "running")
+        self.assertFalse(self.machine.is_up())
+        self.machine.succeed("true")
+        self.assertTrue(self.machine.is_up())
+
+    def test_shutdown_powers_off_and_the_next_command_boots_again(self) -> None:
+        self.machine.succeed("touch /var/kept")
+        self.machine.shutdown()
+        self.assertFalse(self.machine.is_up())
+        self.assertEqual(self.state(), "exited")
+        # The disk survives, as a VM's does.
+        self.machine.succeed("test -e /var/kept")
+
+    def test_crash_stops_at_once(self) -> None:
+        self.machine.succeed("true")
+        start = time.monotonic()
+        self.machine.crash()
+        self.assertLess(time.monotonic() - start, 10)
+        self.assertFalse(self.machine.is_up())
+        self.assertEqual(self.state(), "exited")
+
+
 class Semantics(unittest.TestCase):
     def test_retry_calls_a_last_time_and_raises(self) -> None:
         calls = []
