@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use loadgen::{Group, Load, Plan, Report};
-use podman::{image, podman, serial, skipped};
+use podman::{DIRECT_HARDENING, image, podman, serial, skipped};
 use support::*;
 
 /// A container running `handoff` as its command on a socket the test holds.
@@ -30,6 +30,9 @@ struct Direct {
     notify: std::os::unix::net::UnixDatagram,
     notify_path: String,
     via: Via,
+    /// The configuration, mounted read-only at /etc/handoff: a read-only
+    /// container changes its configuration this way.
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -50,6 +53,21 @@ impl Direct {
         let dir = tempfile::tempdir().unwrap();
         let notify_path = dir.path().join("notify").display().to_string();
         let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+        // Mounted into the container for Via::Direct, where handoff runs as
+        // an unprivileged user: as systemd's own notify socket, anyone may
+        // write to it.
+        std::fs::set_permissions(
+            &notify_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o666),
+        )
+        .unwrap();
+        let config = dir.path().join("etc");
+        std::fs::create_dir(&config).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/containers/handoff.toml"),
+            config.join("handoff.toml"),
+        )
+        .unwrap();
         notify
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -61,6 +79,7 @@ impl Direct {
             notify,
             notify_path,
             via,
+            config,
             _dir: dir,
         };
         d.run();
@@ -68,12 +87,16 @@ impl Direct {
     }
 
     /// `podman run` with the held socket at fd 3, as systemd passes it to
-    /// the service quadlet makes (LISTEN_PID is podman's own pid).
+    /// the service quadlet makes (LISTEN_PID is podman's own pid), hardened
+    /// as handoff-sa.container asks.
     fn run(&mut self) {
         let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
         let fd: OwnedFd = self.listener.try_clone().unwrap().into();
         let mut cmd = Command::new("podman");
         cmd.args(["run", "--rm", "--name", &self.name, "--network=none"])
+            .args(DIRECT_HARDENING)
+            .arg("-v")
+            .arg(format!("{}:/etc/handoff:ro", self.config.display()))
             .env(
                 "CONTAINERS_CONF",
                 concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
@@ -221,14 +244,7 @@ fn handoff_as_the_containers_command_serves_reloads_and_drains() {
     assert_eq!(d.generation(), 12);
 
     // A broken configuration: the reload fails, the old generation serves on.
-    let out = podman(&[
-        "exec",
-        &d.name,
-        "sh",
-        "-c",
-        "printf '[server]\\nworkers = \"x\"\\n' > /etc/handoff/handoff.toml",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    std::fs::write(d.config.join("handoff.toml"), "[server]\nworkers = \"x\"\n").unwrap();
     d.reload();
     std::thread::sleep(Duration::from_secs(2));
     assert!(d.running());
@@ -291,16 +307,9 @@ fn systemd_socket_activate_starts_the_container_on_the_first_request() {
     // by the first connection.
     let mut cmd = Command::new("systemd-socket-activate");
     cmd.args(["-l", &addr, "--fdname=http", "-E", "CONTAINERS_CONF"])
-        .args([
-            "podman",
-            "run",
-            "--rm",
-            "--name",
-            &name,
-            "--network=none",
-            image(),
-            "handoff",
-        ])
+        .args(["podman", "run", "--rm", "--name", &name, "--network=none"])
+        .args(DIRECT_HARDENING)
+        .args([image(), "handoff"])
         .env(
             "CONTAINERS_CONF",
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
@@ -340,4 +349,79 @@ fn systemd_socket_activate_starts_the_container_on_the_first_request() {
     assert!(out.status.success(), "{out:?}");
     let (status, log) = activator.wait(Duration::from_secs(30));
     assert!(status.success(), "{log}");
+}
+
+/// The direct mode gets what the systemd unit's sandbox gives, as far as
+/// podman allows, checked inside the running container on handoff's own
+/// process (PID 1): an unprivileged user, no capability in any set, no new
+/// privileges, a read-only root file system even for root.
+#[test]
+fn the_direct_mode_runs_unprivileged_without_capabilities_on_a_read_only_root() {
+    if skipped("the_direct_mode_runs_unprivileged_without_capabilities_on_a_read_only_root") {
+        return;
+    }
+    let _one = serial();
+    let d = Direct::start("handoff-direct-hardened");
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec"];
+        all.extend_from_slice(args);
+        podman(&all)
+    };
+    let status = exec(&[&d.name, "cat", "/proc/1/status"]);
+    assert!(status.status.success(), "{status:?}");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        field("Name").contains(&"handoff"),
+        "PID 1 is handoff: {status}"
+    );
+    for id in field("Uid").into_iter().chain(field("Gid")) {
+        assert_ne!(id, "0", "handoff runs as root: {status}");
+    }
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), ["0000000000000000"], "{set}: {status}");
+    }
+    assert_eq!(field("NoNewPrivs"), ["1"], "{status}");
+    let user = exec(&[&d.name, "id", "-un"]);
+    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "handoff");
+
+    // Read-only root: nothing can be added to the image, not even by root.
+    let mounts = exec(&[&d.name, "cat", "/proc/1/mountinfo"]);
+    let mounts = String::from_utf8_lossy(&mounts.stdout).into_owned();
+    let root = mounts
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no root mount in {mounts}"));
+    assert!(
+        root.split(' ')
+            .nth(5)
+            .unwrap()
+            .split(',')
+            .any(|o| o == "ro"),
+        "{root}"
+    );
+    for user in ["handoff", "root"] {
+        let out = exec(&["--user", user, &d.name, "touch", "/usr/local/bin/x"]);
+        assert!(!out.status.success(), "{user} changed the image: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+            "{out:?}"
+        );
+    }
+
+    // And thus confined it serves and hands off.
+    assert_eq!(get(&d.addr, "/").unwrap().status, 200);
+    d.reload();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.generation() != 2 {
+        assert!(Instant::now() < deadline, "no hand-off");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -152,6 +152,15 @@ fn both_modes_reload_the_service_inside_and_drain_before_the_kill() {
     );
     assert_eq!(value(&sa, "Container", "Exec"), "handoff");
     assert_eq!(value(&sa, "Container", "Network"), "none");
+    // The hardening tests/direct.rs runs with (podman::DIRECT_HARDENING).
+    for (key, value_) in [
+        ("User", "handoff"),
+        ("DropCapability", "all"),
+        ("ReadOnly", "true"),
+        ("NoNewPrivileges", "true"),
+    ] {
+        assert_eq!(value(&sa, "Container", key), value_, "[Container] {key}");
+    }
     let socket = parse(&dir.join("handoff-sa.socket"));
     assert_eq!(value(&socket, "Socket", "FileDescriptorName"), "http");
     assert_eq!(value(&sa, "Unit", "Requires"), "handoff-sa.socket");

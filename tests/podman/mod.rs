@@ -18,6 +18,17 @@ pub const HELLO_IMAGE: &str = "localhost/hello:test";
 pub const NOTES_IMAGE: &str = "localhost/notes:test";
 pub const LIVE_IMAGE: &str = "localhost/live:test";
 
+/// The direct mode's hardening, as `podman run` flags: what
+/// containers/quadlet/handoff-sa.container asks for (`User=handoff`,
+/// `DropCapability=all`, `ReadOnly=true`, `NoNewPrivileges=true`; quadlet
+/// writes them this way) and the README's `podman run` line has.
+pub const DIRECT_HARDENING: &[&str] = &[
+    "--user=handoff",
+    "--cap-drop=all",
+    "--read-only",
+    "--security-opt=no-new-privileges",
+];
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
