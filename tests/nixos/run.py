@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -52,6 +53,13 @@ CANNOT_RUN_HERE = {
 }
 
 
+def die(message: str) -> NoReturn:
+    """Exit status 2: the harness could not set the test up (not a failure
+    of the test's script, which is 1)."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def tests() -> list[str]:
     return sorted(p.name for p in (ROOT / "nix/tests").glob("*.nix"))
 
@@ -66,14 +74,14 @@ def nix_eval(*args: str) -> dict:
         env={**os.environ, "NIX_CONFIG": "build-users-group ="},
     )
     if done.returncode != 0:
-        raise SystemExit(f"error: nix-instantiate {' '.join(args)} failed:\n{done.stderr}")
+        die(f"error: nix-instantiate {' '.join(args)} failed:\n{done.stderr}")
     return json.loads(done.stdout)
 
 
 def podman(*args: str, check: bool = True) -> str:
     done = subprocess.run(["podman", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if check and done.returncode != 0:
-        raise SystemExit(f"error: podman {' '.join(args)} failed: {done.stderr.strip()}")
+        die(f"error: podman {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout.strip()
 
 
@@ -97,7 +105,7 @@ def pairs(values: list[str], what: str) -> dict[str, Path]:
     for v in values:
         key, sep, path = v.partition("=")
         if not sep or not Path(path).is_file():
-            raise SystemExit(f"error: {what} {v!r}: expected NAME=PATH of an existing file")
+            die(f"error: {what} {v!r}: expected NAME=PATH of an existing file")
         out[key] = Path(path)
     return out
 
@@ -137,7 +145,7 @@ def main() -> int:
     nodes = [Node(name, system, toplevels[name]) for name, system in sorted(evaluated.items())]
     for node in nodes:
         if failed := node.failed_assertions():
-            raise SystemExit(f"error: node {node.name} fails its assertions: {failed}")
+            die(f"error: node {node.name} fails its assertions: {failed}")
 
     logger = Logger()
     run = f"handoff-vm-{os.getpid()}"
