@@ -60,6 +60,7 @@ for unit in socket service; do
         "$here/units/handoff.$unit" > "$context/units/$name.$unit"
 done
 cp "$here/handoff.toml" "$context/config.toml"
+cp "$here/systemd-in-container.sh" "$context/"
 
 build_args=(--build-arg "NAME=$name")
 [[ -n ${BASE_IMAGE:-} ]] && build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")

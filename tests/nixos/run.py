@@ -86,14 +86,17 @@ def podman(*args: str, check: bool = True) -> str:
 
 
 def node_image() -> str:
-    """The nodes' image, built once per Containerfile content."""
+    """The nodes' image, built once per content of its Containerfile and
+    the script it shares with containers/Containerfile."""
     containerfile = Path(__file__).resolve().parent / "Containerfile"
-    tag = "localhost/handoff-nixos-node:" + hashlib.sha256(containerfile.read_bytes()).hexdigest()[:12]
+    shared = ROOT / "containers/systemd-in-container.sh"
+    digest = hashlib.sha256(containerfile.read_bytes() + shared.read_bytes()).hexdigest()
+    tag = f"localhost/handoff-nixos-node:{digest[:12]}"
     if subprocess.run(["podman", "image", "exists", tag]).returncode != 0:
         subprocess.run([str(ROOT / "containers/make-base-image.sh"), IMAGE_BASE], check=True)
         subprocess.run(
             ["podman", "build", "--network=host", "--build-arg", f"BASE_IMAGE={IMAGE_BASE}",
-             "-f", str(containerfile), "-t", tag, str(containerfile.parent)],
+             "-f", str(containerfile), "-t", tag, str(shared.parent)],
             check=True,
             stdout=sys.stderr,
         )
