@@ -93,7 +93,8 @@ def node_image() -> str:
     digest = hashlib.sha256(containerfile.read_bytes() + shared.read_bytes()).hexdigest()
     tag = f"localhost/handoff-nixos-node:{digest[:12]}"
     if subprocess.run(["podman", "image", "exists", tag]).returncode != 0:
-        subprocess.run([str(ROOT / "containers/make-base-image.sh"), IMAGE_BASE], check=True)
+        # Their output to stderr: stdout is for the image's name (--image).
+        subprocess.run([str(ROOT / "containers/make-base-image.sh"), IMAGE_BASE], check=True, stdout=sys.stderr)
         subprocess.run(
             ["podman", "build", "--network=host", "--build-arg", f"BASE_IMAGE={IMAGE_BASE}",
              "-f", str(containerfile), "-t", tag, str(shared.parent)],
