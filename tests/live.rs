@@ -30,13 +30,6 @@ fn live(addr: &str) -> Command {
     cmd
 }
 
-/// A Python with `websockets` and `requests`: `$HANDOFF_PYTHON` (the Nix
-/// check sets one), else Debian's, which tests/run gives
-/// python3-websockets and python3-requests.
-fn python() -> String {
-    std::env::var("HANDOFF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
-}
-
 /// The clients, running until their stop file exists.
 struct Clients {
     stop: PathBuf,

@@ -25,11 +25,10 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Debian's Python (the harness needs its standard library only), with
-/// podman configured as for the container suite.
+/// Python (the harness needs its standard library only), with podman
+/// configured as for the container suite.
 fn python() -> Command {
-    let mut cmd =
-        Command::new(std::env::var("HANDOFF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into()));
+    let mut cmd = Command::new(support::python());
     if std::env::var_os("CONTAINERS_CONF").is_none() {
         cmd.env(
             "CONTAINERS_CONF",

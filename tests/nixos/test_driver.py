@@ -21,22 +21,31 @@ from driver import Driver, Logger, Machine, RequestedAssertionFailed, retry  # n
 IMAGE = ""
 
 
+def create(container: str) -> Machine:
+    """A machine on a new container of IMAGE, not started."""
+    subprocess.run(
+        ["podman", "create", "--name", container, "--systemd=always", "--network=none", IMAGE],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return Machine("machine", container, Logger())
+
+
+def remove(container: str) -> None:
+    subprocess.run(["podman", "rm", "--force", "--time", "0", container], stdout=subprocess.DEVNULL)
+
+
 class OnAMachine(unittest.TestCase):
     machine: Machine
     container = f"handoff-driver-test-{os.getpid()}"
 
     @classmethod
     def setUpClass(cls) -> None:
-        subprocess.run(
-            ["podman", "create", "--name", cls.container, "--systemd=always", "--network=none", IMAGE],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        cls.machine = Machine("machine", cls.container, Logger())
+        cls.machine = create(cls.container)
 
     @classmethod
     def tearDownClass(cls) -> None:
-        subprocess.run(["podman", "rm", "--force", "--time", "0", cls.container], stdout=subprocess.DEVNULL)
+        remove(cls.container)
 
     def test_a_machine_boots_on_first_use(self) -> None:
         self.assertEqual(self.machine.succeed("echo up"), "up\n")
@@ -134,15 +143,10 @@ class Lifecycle(unittest.TestCase):
     container = f"handoff-driver-lifecycle-{os.getpid()}"
 
     def setUp(self) -> None:
-        subprocess.run(
-            ["podman", "create", "--name", self.container, "--systemd=always", "--network=none", IMAGE],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        self.machine = Machine("machine", self.container, Logger())
+        self.machine = create(self.container)
 
     def tearDown(self) -> None:
-        subprocess.run(["podman", "rm", "--force", "--time", "0", self.container], stdout=subprocess.DEVNULL)
+        remove(self.container)
 
     def state(self) -> str:
         done = subprocess.run(

@@ -457,6 +457,13 @@ pub fn assert_each_successor_served_during_the_drain(samples: &[loadgen::Sample]
     }
 }
 
+/// Debian's Python, which tests/run gives python3-websockets and
+/// python3-requests, or `$HANDOFF_PYTHON` (the Nix check sets one): for
+/// the clients of tests/live.rs and the harness of tests/nixos.rs.
+pub fn python() -> String {
+    std::env::var("HANDOFF_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".to_owned())
+}
+
 /// Prints figures and keeps them in target/test-reports/NAME.txt (cargo
 /// shows a passing test's output only with --nocapture; CI prints the
 /// folder).
