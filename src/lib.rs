@@ -40,6 +40,7 @@ mod settings;
 mod sockets;
 mod sync;
 mod telemetry;
+mod tls;
 
 pub use http::drain_signal::DrainSignal;
 pub use http::routes::{ApiError, get, json_errors, method_not_allowed, not_found};

@@ -22,6 +22,8 @@ use crate::settings::ListenAddr;
 pub const SD_LISTEN_FDS_START: RawFd = 3;
 /// The fd name handoff serves HTTP on (`FileDescriptorName=http`).
 pub const HTTP_FD_NAME: &str = "http";
+/// The fd name handoff serves HTTPS on (`FileDescriptorName=https`).
+pub const HTTPS_FD_NAME: &str = "https";
 
 pub const LISTEN_FDS: &str = "LISTEN_FDS";
 pub const LISTEN_PID: &str = "LISTEN_PID";
@@ -74,8 +76,9 @@ impl Listener {
 pub enum Origin {
     /// Passed at `fd` by systemd or by the previous process, under `name`.
     Inherited { fd: RawFd, name: String },
-    /// Bound by this process from the configuration.
-    Bound,
+    /// Bound by this process from the configuration (`server.listen` as
+    /// `http`, `tls.listen` as `https`).
+    Bound { name: &'static str },
 }
 
 /// A listener and where it came from; the name travels with it on a hand-off.
@@ -90,8 +93,13 @@ impl Taken {
     pub fn fd_name(&self) -> &str {
         match &self.origin {
             Origin::Inherited { name, .. } => name,
-            Origin::Bound => HTTP_FD_NAME,
+            Origin::Bound { name } => name,
         }
+    }
+
+    /// Serves HTTPS: the socket is named `https`.
+    pub fn is_https(&self) -> bool {
+        self.fd_name() == HTTPS_FD_NAME
     }
 }
 
@@ -103,7 +111,9 @@ impl fmt::Display for Taken {
                 "{} (fd {fd}, name {name:?}, inherited)",
                 self.listener.local_addr()
             ),
-            Origin::Bound => write!(f, "{} (bound)", self.listener.local_addr()),
+            Origin::Bound { name } => {
+                write!(f, "{} (name {name:?}, bound)", self.listener.local_addr())
+            }
         }
     }
 }
@@ -137,10 +147,10 @@ impl ListenError {
 /// Names handoff knows how to serve. An fd with any other name is a unit
 /// that expects a service handoff does not provide: refuse to start.
 fn is_served_name(name: &str) -> bool {
-    // "http": what our units set with FileDescriptorName=.
+    // "http", "https": what our units set with FileDescriptorName=.
     // "unknown": sd_listen_fds_with_names(3)'s placeholder for unnamed fds.
     // "<unit>.socket": systemd's default name when FileDescriptorName= is unset.
-    name == HTTP_FD_NAME || name == "unknown" || name.ends_with(".socket")
+    name == HTTP_FD_NAME || name == HTTPS_FD_NAME || name == "unknown" || name.ends_with(".socket")
 }
 
 /// The parsed, validated socket-activation variables.
@@ -327,7 +337,7 @@ pub fn take_inherited() -> Result<Option<Passed>, ListenError> {
                 name: name.clone(),
                 reason: format!(
                     "no listener of handoff uses this name; name the socket \
-                     FileDescriptorName={HTTP_FD_NAME} (or leave it unset)"
+                     FileDescriptorName={HTTP_FD_NAME} or {HTTPS_FD_NAME} (or leave it unset)"
                 ),
             });
         }
@@ -399,8 +409,13 @@ fn remove_activation_env() {
     }
 }
 
-/// Binds each configured address with the given listen(2) backlog.
-pub fn bind_all(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, ListenError> {
+/// Binds each configured address with the given listen(2) backlog, as a
+/// socket of that name.
+pub fn bind_all(
+    addrs: &[String],
+    name: &'static str,
+    backlog: u32,
+) -> Result<Vec<Taken>, ListenError> {
     addrs
         .iter()
         .map(|addr| {
@@ -415,7 +430,7 @@ pub fn bind_all(addrs: &[String], backlog: u32) -> Result<Vec<Taken>, ListenErro
             };
             Ok(Taken {
                 listener,
-                origin: Origin::Bound,
+                origin: Origin::Bound { name },
             })
         })
         .collect()
@@ -477,14 +492,23 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
 }
 
 /// Inherited sockets when any listener was passed, the configured addresses
-/// otherwise; with the stored connections passed either way.
-pub fn take_or_bind(addrs: &[String], backlog: u32) -> Result<Passed, ListenError> {
+/// otherwise (`http` then `https`); with the stored connections passed
+/// either way.
+pub fn take_or_bind(
+    http: &[String],
+    https: &[String],
+    backlog: u32,
+) -> Result<Passed, ListenError> {
     match take_inherited()? {
         Some(passed) if !passed.listeners.is_empty() => Ok(passed),
-        other => Ok(Passed {
-            listeners: bind_all(addrs, backlog)?,
-            connections: other.map(|p| p.connections).unwrap_or_default(),
-        }),
+        other => {
+            let mut listeners = bind_all(http, HTTP_FD_NAME, backlog)?;
+            listeners.extend(bind_all(https, HTTPS_FD_NAME, backlog)?);
+            Ok(Passed {
+                listeners,
+                connections: other.map(|p| p.connections).unwrap_or_default(),
+            })
+        }
     }
 }
 
@@ -587,6 +611,7 @@ mod tests {
     #[test]
     fn served_names() {
         assert!(is_served_name("http"));
+        assert!(is_served_name("https"));
         assert!(is_served_name("handoff.socket"));
         assert!(is_served_name("unknown"));
         assert!(!is_served_name("metrics"));

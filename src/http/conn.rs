@@ -89,6 +89,10 @@ impl ConnState {
 /// A stream the server accepts: TCP or unix, with write readiness exposed so
 /// that reading can wait for it.
 pub trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Sized + 'static {
+    /// Whether an idle connection can be given to another process: its
+    /// socket is all there is to it. Not so for TLS (see `http::tls`).
+    const HANDS_OVER: bool = true;
+
     fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
     /// Ready when there is something to read; otherwise the task is woken
@@ -235,12 +239,13 @@ impl<S: Stream> Conn<S> {
         if !self.poll_draining(cx) || !self.is_idle() {
             return false;
         }
-        // With nowhere to hand it, closing an idle connection now would fail
+        // With nowhere to hand it (or a TLS session that cannot go with
+        // it), closing an idle connection now would fail
         // whatever request its client is writing at this instant (the 502 of
         // every deploy behind a pool). It is not closed: its next request is
         // served, answered with `Connection: close`, or the keep-alive timer
         // ends it as at any other time. Handed over, its bytes go with it.
-        if !self.handover.hands_over() {
+        if !S::HANDS_OVER || !self.handover.hands_over() {
             return false;
         }
         self.release = match self.handover.offer(&self.io) {

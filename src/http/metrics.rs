@@ -36,6 +36,12 @@ pub struct LongLivedLabels {
     pub ended: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandshakeLabels {
+    /// `ok`, `failed` (not TLS, refused, or the client left) or `timeout`.
+    pub result: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Requests answered and in flight, counted per worker.
@@ -50,6 +56,12 @@ pub struct Metrics {
     /// Upgraded connections and streamed responses that ended while their
     /// instance was stopping.
     pub long_lived: Family<LongLivedLabels, Counter>,
+    pub tls_handshakes: Family<HandshakeLabels, Counter>,
+    /// TLS connections open now, handshake complete.
+    pub tls_connections: Gauge,
+    /// TLS connections open when their instance began draining: they stay
+    /// in this process until they close (see `http::tls`).
+    pub tls_connections_at_drain: Counter,
 }
 
 impl Metrics {
@@ -125,6 +137,25 @@ impl Metrics {
              server instance was stopping, by kind and by how they ended",
             long_lived.clone(),
         );
+        let tls_handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes on the https listeners, by result",
+            tls_handshakes.clone(),
+        );
+        let tls_connections = Gauge::default();
+        registry.register(
+            "tls_connections",
+            "TLS connections open now (handshake complete)",
+            tls_connections.clone(),
+        );
+        let tls_connections_at_drain = Counter::default();
+        registry.register(
+            "tls_connections_kept_at_drain",
+            "TLS connections open at a drain, which stay in this process: \
+             answered with Connection: close, or closed idle by server.keep_alive",
+            tls_connections_at_drain.clone(),
+        );
         let start = Gauge::<f64, AtomicU64>::default();
         start.set(
             started
@@ -155,7 +186,16 @@ impl Metrics {
             worker_connections,
             worker_adopted,
             long_lived,
+            tls_handshakes,
+            tls_connections,
+            tls_connections_at_drain,
         }
+    }
+
+    pub fn record_handshake(&self, result: &'static str) {
+        self.tls_handshakes
+            .get_or_create(&HandshakeLabels { result })
+            .inc();
     }
 
     /// Requests being handled now.

@@ -19,6 +19,7 @@ mod payload;
 mod request_counts;
 pub mod routes;
 pub mod state;
+mod tls;
 mod workers;
 
 use std::cell::RefCell;
@@ -65,7 +66,16 @@ pub(crate) struct UserApp {
 /// What serves one accepted connection.
 type ConnFactory<S> = BoxServiceFactory<(), S, (), DispatchError, ()>;
 /// Makes, on a worker, what serves its connections of one kind.
-type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker, Arrival) -> ConnFactory<S> + Send + Sync>;
+type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker, Arrival, Security) -> ConnFactory<S> + Send + Sync>;
+
+/// What a listener speaks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Security {
+    /// Plain HTTP: connections can be handed to another process.
+    Plain,
+    /// HTTPS (a socket named `https`): connections stay in this process.
+    Tls,
+}
 
 /// How a connection came to this process, which decides how long it may
 /// wait before its next request.
@@ -111,11 +121,18 @@ impl UserApp {
         };
         let tcp_app = app.clone();
         Self {
-            tcp: Arc::new(move |parts, worker, arrival| {
-                pipeline(tcp_app(parts), parts, worker, arrival, builtin_routes)
+            tcp: Arc::new(move |parts, worker, arrival, security| {
+                pipeline(
+                    tcp_app(parts),
+                    parts,
+                    worker,
+                    arrival,
+                    security,
+                    builtin_routes,
+                )
             }),
-            unix: Arc::new(move |parts, worker, arrival| {
-                pipeline(app(parts), parts, worker, arrival, builtin_routes)
+            unix: Arc::new(move |parts, worker, arrival, security| {
+                pipeline(app(parts), parts, worker, arrival, security, builtin_routes)
             }),
         }
     }
@@ -129,12 +146,14 @@ pub(crate) struct Parts {
     pub handover: Arc<Handover>,
 }
 
-/// accept -> `Conn` -> HTTP/1.1 dispatcher -> middleware -> `App`.
+/// accept -> [TLS handshake ->] `Conn` -> HTTP/1.1 dispatcher -> middleware
+/// -> `App`.
 fn pipeline<S, A, B>(
     app: A,
     parts: &Parts,
     worker: &Worker,
     arrival: Arrival,
+    security: Security,
     builtin_routes: bool,
 ) -> ConnFactory<S>
 where
@@ -159,10 +178,75 @@ where
             builtin_routes,
         },
     };
+    let handover = parts.handover.clone();
+    let worker = worker.clone();
+    let tls = match security {
+        Security::Plain => None,
+        Security::Tls => parts.state.tls.as_ref(),
+    };
+    let Some(tls) = tls else {
+        return boxed::factory(
+            fn_service(move |io: S| {
+                let peer = io.peer();
+                let conn = Conn::new(io, send_timeout, handover.clone(), worker.connection());
+                ready(Ok((conn, peer)))
+            })
+            .and_then(h1(layer, parts, arrival)),
+        );
+    };
+    let t = &parts.state.settings.tls;
+    let handshakes =
+        tls::Handshakes::new(tls.config.clone(), t.handshake_timeout, t.max_handshakes);
+    let state = parts.state.clone();
+    boxed::factory(
+        fn_service(move |io: S| {
+            // Counted from the accept: a connection still in its handshake
+            // is open, and the drain waits for it too.
+            let live = worker.connection();
+            let (handshakes, handover, state) =
+                (handshakes.clone(), handover.clone(), state.clone());
+            async move {
+                let peer = io.peer();
+                let io = handshakes
+                    .accept(io, &state.metrics)
+                    .await
+                    .map_err(|e| DispatchError::Io(e.into()))?;
+                Ok((Conn::new(io, send_timeout, handover, live), peer))
+            }
+        })
+        .and_then(h1(layer, parts, arrival)),
+    )
+}
+
+/// The HTTP/1.1 dispatcher over one kind of connection.
+fn h1<S, A, B>(
+    layer: middleware::Factory<A>,
+    parts: &Parts,
+    arrival: Arrival,
+) -> impl ServiceFactory<
+    (Conn<S>, Option<std::net::SocketAddr>),
+    Config = (),
+    Response = (),
+    Error = DispatchError,
+    InitError = (),
+> + 'static
+where
+    S: Stream,
+    A: ServiceFactory<
+            actix_http::Request,
+            Config = actix_web::dev::AppConfig,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    A::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let s = &parts.state.settings.server;
     // No graceful_shutdown_signal: at a drain, `Conn` releases idle
     // connections itself (handed over) and the middleware answers busy ones
     // with `Connection: close`.
-    let http = HttpService::<Conn<S>, _, _>::build()
+    HttpService::<Conn<S>, _, _>::build()
         .keep_alive(if s.keep_alive.is_zero() {
             actix_http::KeepAlive::Disabled
         } else {
@@ -175,17 +259,7 @@ where
         .on_connect_ext(|conn: &Conn<S>, ext| {
             ext.insert::<Rc<ConnState>>(conn.state());
         })
-        .h1(layer.into_factory());
-    let handover = parts.handover.clone();
-    let worker = worker.clone();
-    boxed::factory(
-        fn_service(move |io: S| {
-            let peer = io.peer();
-            let conn = Conn::new(io, send_timeout, handover.clone(), worker.connection());
-            ready(Ok((conn, peer)))
-        })
-        .and_then(http),
-    )
+        .h1(layer.into_factory())
 }
 
 /// One run of the HTTP server on the listeners.
@@ -229,7 +303,17 @@ impl Instance {
                 addr: addr.clone(),
                 source,
             };
-            let name = format!("http {addr}");
+            let security = if taken.is_https() {
+                Security::Tls
+            } else {
+                Security::Plain
+            };
+            if security == Security::Tls && state.tls.is_none() {
+                return Err(fail(std::io::Error::other(
+                    "an https socket needs tls.certificate and tls.key",
+                )));
+            }
+            let name = format!("{} {addr}", taken.fd_name());
             // Runs on each worker's thread as it starts.
             let on_worker = {
                 let (app, parts, workers) =
@@ -249,13 +333,13 @@ impl Instance {
                 Listener::Tcp(l) => builder
                     .listen(name, l, move || {
                         let (worker, app, parts) = on_worker();
-                        (app.tcp)(&parts, &worker, Arrival::Accepted)
+                        (app.tcp)(&parts, &worker, Arrival::Accepted, security)
                     })
                     .map_err(fail)?,
                 Listener::Unix(l) => builder
                     .listen_uds(name, l, move || {
                         let (worker, app, parts) = on_worker();
-                        (app.unix)(&parts, &worker, Arrival::Accepted)
+                        (app.unix)(&parts, &worker, Arrival::Accepted, security)
                     })
                     .map_err(fail)?,
             };
@@ -290,6 +374,16 @@ impl Instance {
             timeout_s = timeout.as_secs(),
             "draining: stopped accepting, finishing requests in flight"
         );
+        let tls_open = state.metrics.tls_connections.get();
+        if tls_open > 0 {
+            let n = u64::try_from(tls_open).unwrap_or(0);
+            state.metrics.tls_connections_at_drain.inc_by(n);
+            tracing::info!(
+                tls_connections = n,
+                "TLS connections stay in this process: their next request is answered \
+                 with Connection: close, and idle ones close at server.keep_alive"
+            );
+        }
         let started = Instant::now();
         let counts = &state.metrics.connections;
         let before = (
@@ -375,14 +469,14 @@ async fn serve_adopted(
         let served = if unix_socket {
             serve_one(
                 &mut unix,
-                || (app.unix)(&parts, &worker, Arrival::Adopted),
+                || (app.unix)(&parts, &worker, Arrival::Adopted, Security::Plain),
                 fd,
             )
             .await
         } else {
             serve_one(
                 &mut tcp,
-                || (app.tcp)(&parts, &worker, Arrival::Adopted),
+                || (app.tcp)(&parts, &worker, Arrival::Adopted, Security::Plain),
                 fd,
             )
             .await

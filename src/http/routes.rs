@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn readyz_turns_503_in_the_lame_duck_and_the_drain() {
-        let state = AppState::new(Settings::default(), 1);
+        let state = AppState::new(Settings::default(), 1, None);
         let phase = Phase::default();
         assert_eq!(status(Method::GET, "/readyz", &state, &phase), Some(200));
         phase.begin_lame_duck();
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn only_the_three_paths_and_only_get_and_head() {
-        let state = AppState::new(Settings::default(), 1);
+        let state = AppState::new(Settings::default(), 1, None);
         let phase = Phase::default();
         assert_eq!(status(Method::POST, "/metrics", &state, &phase), Some(405));
         assert_eq!(status(Method::GET, "/metrics/", &state, &phase), None);

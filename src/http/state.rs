@@ -14,10 +14,12 @@ pub struct AppState {
     pub settings: Settings,
     pub info: Info,
     pub metrics: Metrics,
+    /// What the `https` listeners serve with; None without `[tls]`.
+    pub tls: Option<crate::tls::Tls>,
 }
 
 impl AppState {
-    pub fn new(settings: Settings, generation: u64) -> Self {
+    pub fn new(settings: Settings, generation: u64, tls: Option<crate::tls::Tls>) -> Self {
         let info = Info {
             pid: std::process::id(),
             generation,
@@ -27,6 +29,7 @@ impl AppState {
             metrics: Metrics::new(info.started, generation),
             settings,
             info,
+            tls,
         }
     }
 

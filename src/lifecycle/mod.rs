@@ -58,7 +58,7 @@ use crate::handover::{self, Destination};
 use crate::http::state::{AppState, Info};
 use crate::http::{Adopter, Instance, StartError, UserApp, millis};
 use crate::settings::Settings;
-use crate::{exit, notify, sockets, telemetry};
+use crate::{exit, notify, sockets, telemetry, tls};
 use reload::Reloader;
 use signals::{Event, Signals};
 use successor::Successor;
@@ -119,7 +119,26 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
             return exit::DATAERR;
         }
     };
-    let passed = match sockets::take_or_bind(&settings.server.listen, settings.server.backlog) {
+    // The certificate and key, read now: a start (or a reload's successor)
+    // that cannot serve HTTPS with them fails before it takes anything.
+    let tls = match tls::load(&settings.tls) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            loaded.tls
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serve HTTPS");
+            eprintln!("{name}: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let passed = match sockets::take_or_bind(
+        &settings.server.listen,
+        &settings.tls.listen,
+        settings.server.backlog,
+    ) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "cannot take listeners");
@@ -131,6 +150,15 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
             };
         }
     };
+    if tls.is_none()
+        && let Some(https) = passed.listeners.iter().find(|l| l.is_https())
+    {
+        tracing::error!(listener = %https, "an https socket, and no [tls] settings");
+        eprintln!(
+            "{name}: {https}: an https socket needs tls.certificate and tls.key in the settings"
+        );
+        return exit::CONFIG;
+    }
     // PID 1 of a container: supervise generations instead of serving, so
     // that a reload does not end the container.
     if inherited.ready_fd.is_none() && supervisor::wanted() {
@@ -141,7 +169,7 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     let generation = inherited.generation;
     let reloader = Reloader::new(inherited, exe, args, settings.handoff.ready_timeout);
     let system = actix_web::rt::System::new();
-    match system.block_on(run(settings, generation, start, passed, reloader)) {
+    match system.block_on(run(settings, tls, generation, start, passed, reloader)) {
         Ok(stop) => {
             tracing::info!(reason = ?stop, "exit");
             exit::OK
@@ -157,13 +185,14 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
 /// Start (the part in the runtime) to Exit.
 async fn run(
     settings: Settings,
+    tls: Option<tls::Tls>,
     generation: u64,
     start: Start,
     passed: sockets::Passed,
     mut reloader: Reloader,
 ) -> Result<Stop, Failed> {
     let mut signals = Signals::install().map_err(Failed::Signals)?;
-    let state = web::Data::new(AppState::new(settings, generation));
+    let state = web::Data::new(AppState::new(settings, generation, tls));
     let started = start(state.info.clone()).await.map_err(Failed::State)?;
     let listeners = passed.listeners;
     let mut instance = Instance::start(&state, &started.app, &listeners)?;

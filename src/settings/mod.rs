@@ -1,5 +1,5 @@
-//! The settings of a handoff service: its sections (`server`, `limits`,
-//! `log`, `handoff`, and the service's own `app`), their defaults and the
+//! The settings of a handoff service: its sections (`server`, `tls`,
+//! `limits`, `log`, `handoff`, and the service's own `app`), their defaults and the
 //! checks that serde cannot make. How they are layered from defaults, file,
 //! environment and flags is `layers`.
 //!
@@ -29,6 +29,7 @@ pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub tls: TlsSettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
     pub handoff: HandoffSettings,
@@ -71,6 +72,27 @@ pub struct ServerSettings {
     /// (between two successful writes); then the connection is closed.
     #[serde(with = "duration")]
     pub send_timeout: Duration,
+}
+
+/// HTTPS: served on the sockets named `https` (`FileDescriptorName=https`),
+/// or bound from `listen` when systemd passes no sockets. The files are read
+/// at every start, so a reload is how a renewed certificate is taken up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// PEM file: the certificate, then the chain up to (not including) the root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<PathBuf>,
+    /// PEM file: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+    /// Addresses bound for HTTPS when systemd passes no sockets.
+    pub listen: Vec<String>,
+    /// Time a client has to complete the TLS handshake from its connect.
+    #[serde(with = "duration")]
+    pub handshake_timeout: Duration,
+    /// Handshakes one worker runs at once; more wait (within the timeout).
+    pub max_handshakes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +143,30 @@ impl Default for ServerSettings {
             client_body_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            certificate: None,
+            key: None,
+            listen: Vec::new(),
+            // nginx's and actix-tls's: long enough for a slow mobile link,
+            // short enough that a silent client frees its slot.
+            handshake_timeout: Duration::from_secs(10),
+            // actix-tls's default per worker: a handshake costs a few
+            // hundred microseconds of CPU, so 256 keep a worker busy without
+            // letting a flood of ClientHellos starve the requests.
+            max_handshakes: 256,
+        }
+    }
+}
+
+impl TlsSettings {
+    /// Certificate and key, when HTTPS is configured.
+    pub fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.certificate.as_deref()?, self.key.as_deref()?))
     }
 }
 
@@ -231,6 +277,46 @@ impl Settings {
                 "must be more than 0s, or clients that never read hold connections forever",
             );
         }
+        let t = &self.tls;
+        match (&t.certificate, &t.key) {
+            (Some(_), None) => {
+                return bad(
+                    "tls.key",
+                    &"(unset)",
+                    "tls.certificate is set: name its key too",
+                );
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "tls.certificate",
+                    &"(unset)",
+                    "tls.key is set: name its certificate too",
+                );
+            }
+            _ => {}
+        }
+        for addr in &t.listen {
+            if let Err(reason) = ListenAddr::parse(addr) {
+                return bad("tls.listen", addr, &reason);
+            }
+        }
+        if !t.listen.is_empty() && t.files().is_none() {
+            return bad(
+                "tls.listen",
+                &t.listen.join(","),
+                "HTTPS needs tls.certificate and tls.key",
+            );
+        }
+        if t.handshake_timeout.is_zero() {
+            return bad(
+                "tls.handshake_timeout",
+                &"0s",
+                "must be more than 0s, or silent clients hold connections forever",
+            );
+        }
+        if t.max_handshakes == 0 {
+            return bad("tls.max_handshakes", &0, "must be at least 1");
+        }
         if self.limits.max_body_bytes == 0 {
             return bad("limits.max_body_bytes", &0, "must be at least 1");
         }
@@ -320,6 +406,26 @@ mod tests {
         let err = check_log_filter("inof").unwrap_err();
         assert!(err.contains("\"inof\" is not a level"), "{err}");
         assert!(check_log_filter("info,handof").is_err());
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_its_key_together() {
+        let with = |f: fn(&mut TlsSettings)| {
+            let mut s = Settings::default();
+            f(&mut s.tls);
+            s.validate().err().map(|e| e.to_string())
+        };
+        assert_eq!(with(|_| {}), None);
+        let e = with(|t| t.certificate = Some("/c.pem".into())).unwrap();
+        assert!(e.starts_with("tls.key = \"(unset)\""), "{e}");
+        let e = with(|t| t.key = Some("/k.pem".into())).unwrap();
+        assert!(e.starts_with("tls.certificate = \"(unset)\""), "{e}");
+        let e = with(|t| t.listen = vec!["127.0.0.1:8443".into()]).unwrap();
+        assert!(e.contains("HTTPS needs tls.certificate and tls.key"), "{e}");
+        let e = with(|t| t.handshake_timeout = Duration::ZERO).unwrap();
+        assert!(e.starts_with("tls.handshake_timeout"), "{e}");
+        let e = with(|t| t.max_handshakes = 0).unwrap();
+        assert!(e.starts_with("tls.max_handshakes"), "{e}");
     }
 
     #[test]

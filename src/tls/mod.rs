@@ -1,0 +1,63 @@
+//! HTTPS: the certificate and key named in `[tls]`, checked and loaded into
+//! the rustls configuration every TLS connection of the process uses.
+//!
+//! The files are read once, at start (`serve`, `check-config`), never while
+//! serving: a renewed certificate is taken up by a reload, whose successor
+//! reads the files again; a successor that cannot use them fails the reload
+//! and the old process serves on with what it loaded.
+//!
+//! Established TLS connections are never handed to another process (their
+//! state lives in rustls, in this process): they stay where they are and are
+//! drained as at a stop (see `http::conn`).
+
+mod certificate;
+
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+
+use crate::settings::TlsSettings;
+pub use certificate::TlsError;
+
+/// What the HTTPS listeners of a process serve with.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub config: Arc<ServerConfig>,
+}
+
+/// The TLS configuration, and what deserves a warning about it.
+pub struct Loaded {
+    pub tls: Option<Tls>,
+    /// Things that do not stop a start but will soon (a certificate about
+    /// to expire).
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks `tls.certificate` and `tls.key`; `None` when HTTPS is
+/// not configured.
+pub fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
+    let Some((cert_path, key_path)) = settings.files() else {
+        return Ok(Loaded {
+            tls: None,
+            warnings: Vec::new(),
+        });
+    };
+    let checked = certificate::read(cert_path, key_path, std::time::SystemTime::now())?;
+    // ring: builds with a C compiler alone (aws-lc-rs, rustls' default,
+    // needs cmake as well); the process's one provider, named here so no
+    // process-wide default has to be installed.
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(checked.chain, checked.key)
+        .map_err(|e| certificate::refused(cert_path, key_path, e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Loaded {
+        tls: Some(Tls {
+            config: Arc::new(config),
+        }),
+        warnings: checked.warnings,
+    })
+}
