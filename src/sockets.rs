@@ -111,6 +111,9 @@ impl fmt::Display for Taken {
                 "{} (fd {fd}, name {name:?}, inherited)",
                 self.listener.local_addr()
             ),
+            Origin::Bound { name } if *name == HTTP_FD_NAME => {
+                write!(f, "{} (bound)", self.listener.local_addr())
+            }
             Origin::Bound { name } => {
                 write!(f, "{} (name {name:?}, bound)", self.listener.local_addr())
             }
