@@ -229,7 +229,8 @@ where
         let code = match cli.command.as_ref().unwrap_or(&Command::Serve) {
             Command::Stop { pid } => lifecycle::stop::command(&name, pid),
             Command::CheckConfig => match load() {
-                Ok((settings, app)) => match crate::tls::load(&settings.tls) {
+                Ok((settings, app)) => match crate::tls::load(&settings.tls, settings.server.http2)
+                {
                     Ok(loaded) => {
                         for warning in &loaded.warnings {
                             eprintln!("{name}: warning: {warning}");

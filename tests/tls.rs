@@ -237,7 +237,7 @@ fn a_socket_named_https_serves_tls_to_curl_beside_plain_http() {
 
     let url = format!("https://localhost:{https}/");
     let ca = pki.ca();
-    let (ok, body, log) = curl(&["-v", "--cacert", ca.to_str().unwrap(), &url]);
+    let (ok, body, log) = curl(&["-v", "--http1.1", "--cacert", ca.to_str().unwrap(), &url]);
     assert!(ok, "{log}");
     assert!(body.contains(&format!(" pid {pid} ")), "{body}");
     assert!(log.contains("ALPN: server accepted http/1.1"), "{log}");
@@ -373,11 +373,21 @@ impl PooledClients {
         }
     }
 
-    fn finish(self) -> serde_json::Value {
+    fn finish(mut self) -> serde_json::Value {
         std::fs::write(&self.stop, b"").unwrap();
-        let out = self.child.wait_with_output().unwrap();
-        assert!(out.status.success(), "the clients failed: {}", out.status);
-        serde_json::from_slice(&out.stdout).unwrap()
+        let mut stdout = Vec::new();
+        std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "the clients failed: {status}");
+        serde_json::from_slice(&stdout).unwrap()
+    }
+}
+
+impl Drop for PooledClients {
+    /// A test that failed half-way leaves no clients running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -101,6 +101,32 @@ pub trait Stream: AsyncRead + AsyncWrite + AsFd + Unpin + Sized + 'static {
 
     /// The stream for a connected socket handed to this process.
     fn from_fd(fd: OwnedFd) -> io::Result<Self>;
+
+    /// Copies the first bytes waiting to be read, leaving them there;
+    /// `WouldBlock` when there are none yet (and readiness is cleared).
+    fn try_peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let _ = buf;
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// recv(2) with MSG_PEEK on a socket.
+fn peek_fd(fd: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: recv writes at most buf.len() bytes into buf, which we own.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 impl Stream for tokio::net::TcpStream {
@@ -117,6 +143,10 @@ impl Stream for tokio::net::TcpStream {
         std.set_nonblocking(true)?;
         Self::from_std(std)
     }
+
+    fn try_peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_io(tokio::io::Interest::READABLE, || peek_fd(self.as_fd(), buf))
+    }
 }
 
 impl Stream for tokio::net::UnixStream {
@@ -132,6 +162,10 @@ impl Stream for tokio::net::UnixStream {
         let std = std::os::unix::net::UnixStream::from(fd);
         std.set_nonblocking(true)?;
         Self::from_std(std)
+    }
+
+    fn try_peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.try_io(tokio::io::Interest::READABLE, || peek_fd(self.as_fd(), buf))
     }
 }
 

@@ -117,6 +117,13 @@ impl From<HandshakeFailed> for io::Error {
     }
 }
 
+impl<S> TlsStream<S> {
+    /// ALPN chose HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.io.get_ref().1.alpn_protocol() == Some(b"h2")
+    }
+}
+
 impl<S: Stream> AsyncRead for TlsStream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,

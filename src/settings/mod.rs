@@ -72,6 +72,9 @@ pub struct ServerSettings {
     /// (between two successful writes); then the connection is closed.
     #[serde(with = "duration")]
     pub send_timeout: Duration,
+    /// Serve HTTP/2: h2 offered by ALPN on TLS, h2c with prior knowledge on
+    /// plain sockets.
+    pub http2: bool,
 }
 
 /// HTTPS: served on the sockets named `https` (`FileDescriptorName=https`),
@@ -142,6 +145,7 @@ impl Default for ServerSettings {
             client_header_timeout: Duration::from_secs(5),
             client_body_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
+            http2: true,
         }
     }
 }

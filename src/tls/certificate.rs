@@ -282,7 +282,10 @@ mod tests {
             key: Some(other.clone()),
             ..Default::default()
         };
-        let e = super::super::load(&settings).err().unwrap().to_string();
+        let e = super::super::load(&settings, true)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.starts_with("tls.key = ") && e.contains("b.key"), "{e}");
         assert!(
             e.contains("not the key of the certificate in") && e.contains("a.crt"),

@@ -35,7 +35,7 @@ pub struct Loaded {
 
 /// Reads and checks `tls.certificate` and `tls.key`; `None` when HTTPS is
 /// not configured.
-pub fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
+pub fn load(settings: &TlsSettings, http2: bool) -> Result<Loaded, TlsError> {
     let Some((cert_path, key_path)) = settings.files() else {
         return Ok(Loaded {
             tls: None,
@@ -53,7 +53,13 @@ pub fn load(settings: &TlsSettings) -> Result<Loaded, TlsError> {
         .with_no_client_auth()
         .with_single_cert(checked.chain, checked.key)
         .map_err(|e| certificate::refused(cert_path, key_path, e))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // The client's preference decides among these; HTTP/1.1 for one that
+    // offers no ALPN at all.
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(Loaded {
         tls: Some(Tls {
             config: Arc::new(config),
