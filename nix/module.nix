@@ -20,6 +20,7 @@
 }:
 let
   cfg = config.services.handoff;
+  acmeCerts = config.security.acme.certs;
   settingsFormat = pkgs.formats.toml { };
 
   # What a listen entry binds: a unix socket path, or a TCP port on an
@@ -53,7 +54,21 @@ let
       }
     else
       { path = s; };
-  tcpPortsOf = app: map (b: b.port) (lib.filter (b: b ? port) (map bindOf app.listen));
+  tcpPortsOf =
+    app: map (b: b.port) (lib.filter (b: b ? port) (map bindOf (app.listen ++ app.tls.listen)));
+
+  # Where an app's certificate and key are, and the group that reads them.
+  tlsOf =
+    app:
+    if app.tls.acmeHost != null then
+      {
+        certificate = "/var/lib/acme/${app.tls.acmeHost}/fullchain.pem";
+        key = "/var/lib/acme/${app.tls.acmeHost}/key.pem";
+        group = acmeCerts.${app.tls.acmeHost}.group;
+      }
+    else
+      { inherit (app.tls) certificate key group; };
+  httpsOf = app: app.tls.listen != [ ];
 
   # Whether two listen entries cannot both bind: the same path, or the same
   # port on addresses that overlap (a wildcard covers the specific ones).
@@ -146,10 +161,65 @@ let
       '';
     };
 
+    tls = {
+      listen = lib.mkOption {
+        type = lib.types.listOf (lib.types.either lib.types.str lib.types.port);
+        default = [ ];
+        example = [ 443 ];
+        description = ''
+          `ListenStream=` values of the service's HTTPS socket, `NAME-https.socket`
+          (`FileDescriptorName=https`), written as `listen`'s. Empty (the
+          default): no HTTPS. Needs `tls.acmeHost`, or `tls.certificate` and
+          `tls.key`.
+        '';
+      };
+      acmeHost = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "example.org";
+        description = ''
+          Serve the certificate of `security.acme.certs.<acmeHost>`: its
+          `fullchain.pem` and `key.pem`, read by the service as the
+          certificate's group (`Group=`; give the certificate a group of its
+          own, `security.acme.certs.<acmeHost>.group`, for the service to read
+          that certificate and no other). A renewal reloads the service
+          (`reloadServices`): its successor reads the renewed files, and one
+          that cannot use them leaves the old process serving.
+        '';
+      };
+      certificate = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/var/lib/certs/example.org/fullchain.pem";
+        description = ''
+          PEM file of the certificate and its chain, outside the Nix store,
+          readable by `tls.group`. Read at every start and reload: replace the
+          file and reload the service to renew it.
+        '';
+      };
+      key = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "/var/lib/certs/example.org/key.pem";
+        description = "PEM file of the certificate's private key, outside the Nix store.";
+      };
+      group = lib.mkOption {
+        type = lib.types.nullOr lib.types.str;
+        default = null;
+        example = "certs";
+        description = ''
+          The group the service runs as (`Group=`; the user stays dynamic),
+          so that it reads `tls.certificate` and `tls.key` (mode 0640 or
+          0440, that group) and nothing else of that kind. Set from
+          `tls.acmeHost`.
+        '';
+      };
+    };
+
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the TCP ports of `listen` in the firewall.";
+      description = "Open the TCP ports of `listen` and `tls.listen` in the firewall.";
     };
 
     environmentFile = lib.mkOption {
@@ -184,16 +254,39 @@ let
           description = "The units' `Description=`.";
         };
       };
+      # The files are named in the configuration, read by the service at
+      # each start and reload, never copied into the store.
+      config.settings.tls = lib.mkIf (httpsOf config) (
+        lib.filterAttrs (_: v: v != null) { inherit (tlsOf config) certificate key; }
+      );
     };
 
   # The socket and service units of application `name`.
   unitsOf =
     name: app:
     let
+      tls = tlsOf app;
+      https = httpsOf app;
       configFile = settingsFormat.generate "${name}.toml" app.settings;
       command = "${app.executable} --config ${configFile}";
+      sockets = [ "${name}.socket" ] ++ lib.optional https "${name}-https.socket";
     in
     {
+      sockets."${name}-https" = lib.mkIf https {
+        description = "${app.description}: HTTPS socket";
+        documentation = [ "https://github.com/handoff-rs/handoff#https" ];
+        wantedBy = [ "sockets.target" ];
+        listenStreams = map toString app.tls.listen;
+        socketConfig = {
+          # handoff serves TLS on fds named "https".
+          FileDescriptorName = "https";
+          # A connection here starts the one service of both sockets.
+          Service = "${name}.service";
+          Backlog = 4096;
+          NoDelay = true;
+        };
+      };
+
       sockets.${name} = {
         description = "${app.description}: listening socket";
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
@@ -211,8 +304,8 @@ let
       services.${name} = {
         inherit (app) description;
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
-        requires = [ "${name}.socket" ];
-        after = [ "${name}.socket" ];
+        requires = sockets;
+        after = sockets;
 
         # A switch with a new package or settings reloads: ExecReload runs the
         # new binary with the new configuration, which takes over the sockets
@@ -223,6 +316,10 @@ let
 
         serviceConfig = {
           Type = "notify";
+          # Both sockets' fds, named http and https.
+          Sockets = lib.mkIf https sockets;
+          # The certificate's group, so that the dynamic user reads its files.
+          Group = lib.mkIf (https && tls.group != null) tls.group;
           # The old main process names its successor with MAINPID= itself.
           NotifyAccess = "main";
           ExecStart = command;
@@ -306,6 +403,18 @@ let
       message = "${optionOf name}.settings.server.listen has no effect: the service takes its sockets from ${name}.socket. Set listen instead.";
     }
     {
+      assertion = httpsOf app -> (app.tls.acmeHost != null || (app.tls.certificate != null && app.tls.key != null));
+      message = "${optionOf name}.tls.listen is set: HTTPS needs tls.acmeHost, or tls.certificate and tls.key.";
+    }
+    {
+      assertion = !(app.tls.acmeHost != null && (app.tls.certificate != null || app.tls.key != null));
+      message = "${optionOf name}.tls: set tls.acmeHost or tls.certificate and tls.key, not both.";
+    }
+    {
+      assertion = !(app.tls.key != null && lib.hasPrefix builtins.storeDir app.tls.key);
+      message = "${optionOf name}.tls.key is in the Nix store, readable by every user; point it at a file outside the store.";
+    }
+    {
       assertion = !(app.environmentFile != null && lib.hasPrefix builtins.storeDir (toString app.environmentFile));
       message = "${optionOf name}.environmentFile is in the Nix store, readable by every user; point it at a file outside the store.";
     }
@@ -322,7 +431,7 @@ let
             inherit name;
             text = toString l;
             binds = bindOf l;
-          }) app.listen
+          }) (app.listen ++ app.tls.listen)
         ) cfg.apps
       );
       n = lib.length entries;
@@ -383,6 +492,7 @@ in
           description = "handoff HTTP service";
         }
         // {
+          tls = lib.mapAttrs (_: lib.mkDefault) cfg.tls;
           settings = lib.mapAttrsRecursive (_: lib.mkDefault) cfg.settings;
         };
     })
@@ -395,6 +505,16 @@ in
             message = "services.handoff.apps: these listen entries bind the same socket, and one would fail at boot: ${lib.concatStringsSep "; " clashes}";
           }
         ];
+
+      # A renewal reloads each app that serves the certificate.
+      security.acme.certs = lib.mkMerge (
+        lib.mapAttrsToList (
+          name: app:
+          lib.optionalAttrs (httpsOf app && app.tls.acmeHost != null) {
+            ${app.tls.acmeHost}.reloadServices = [ "${name}.service" ];
+          }
+        ) cfg.apps
+      );
 
       networking.firewall.allowedTCPPorts = lib.concatLists (
         lib.mapAttrsToList (_: app: lib.optionals app.openFirewall (tcpPortsOf app)) cfg.apps

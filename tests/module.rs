@@ -222,6 +222,22 @@ fn every_assertion_names_the_app_and_the_option() {
             r#"{ pkgs, ... }: { services.handoff.apps = { a = { package = pkgs.hello; listen = [ "8080" ]; }; b = { package = pkgs.hello; listen = [ "8080" ]; }; }; }"#,
             "8080 (a) and 8080 (b)",
         ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls.listen = [ 443 ]; }; }"#,
+            "services.handoff.apps.a.tls.listen is set: HTTPS needs tls.acmeHost, or tls.certificate and tls.key",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls = { listen = [ 443 ]; acmeHost = "a.org"; certificate = "/c.pem"; }; }; }"#,
+            "services.handoff.apps.a.tls: set tls.acmeHost or tls.certificate and tls.key, not both",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls = { listen = [ 443 ]; certificate = "/c.pem"; key = "/nix/store/x-key.pem"; }; }; }"#,
+            "services.handoff.apps.a.tls.key is in the Nix store",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ "443" ]; tls = { listen = [ "0.0.0.0:443" ]; acmeHost = "a.org"; }; }; }"#,
+            "443 (a) and 0.0.0.0:443 (a)",
+        ),
     ];
     for (configuration, message) in cases {
         let v = eval_ok(nixpkgs, configuration);
@@ -348,4 +364,91 @@ fn a_port_number_is_a_listen_entry() {
     );
     assert_eq!(v["firewall"], serde_json::json!([8080, 9090]));
     assert!(eval(nixpkgs, r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ 70000 ]; }; }"#).is_err());
+}
+
+/// HTTPS: a second socket named `https` that starts the same service, the
+/// files in the settings, the certificate's group as the service's, and a
+/// renewal that reloads the service.
+#[test]
+fn https_gets_a_socket_named_https_the_files_in_the_settings_and_a_reload_at_renewal() {
+    let Some(nixpkgs) = nixpkgs(
+        "https_gets_a_socket_named_https_the_files_in_the_settings_and_a_reload_at_renewal",
+    ) else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ pkgs, ... }: {
+          services.handoff.enable = true;
+          services.handoff.openFirewall = true;
+          services.handoff.tls = { listen = [ 443 ]; acmeHost = "example.org"; };
+          security.acme.certs."example.org".group = "handoff-cert";
+          services.handoff.apps.b = {
+            package = pkgs.hello;
+            listen = [ "8081" ];
+            tls = { listen = [ "0.0.0.0:8443" ]; certificate = "/srv/tls/b.pem"; key = "/srv/tls/b.key"; group = "certs"; };
+          };
+          services.handoff.apps.plain = { package = pkgs.hello; listen = [ "8082" ]; };
+        }"#,
+    );
+    assert_eq!(failed(&v), Vec::<String>::new());
+    let socket = section(unit(&v, "handoff-https.socket"), "Socket");
+    assert_eq!(socket["ListenStream"], ["443"]);
+    assert_eq!(socket["FileDescriptorName"], ["https"]);
+    assert_eq!(socket["Service"], ["handoff.service"]);
+    assert!(unit(&v, "handoff-https.socket").contains("WantedBy=sockets.target"));
+    // The plain socket keeps its name; the service takes both.
+    assert_eq!(
+        section(unit(&v, "handoff.socket"), "Socket")["FileDescriptorName"],
+        ["http"]
+    );
+    let service = section(unit(&v, "handoff.service"), "Service");
+    assert_eq!(
+        service["Sockets"],
+        ["handoff.socket", "handoff-https.socket"]
+    );
+    assert_eq!(service["Group"], ["handoff-cert"]);
+    assert_eq!(service["DynamicUser"], ["true"]);
+    assert_eq!(service["PrivateUsers"], ["true"]);
+    let unit_section = section(unit(&v, "handoff.service"), "Unit");
+    assert_eq!(
+        unit_section["Requires"],
+        ["handoff.socket handoff-https.socket"]
+    );
+    assert_eq!(
+        v["settings"]["handoff"]["tls"]["certificate"],
+        "/var/lib/acme/example.org/fullchain.pem"
+    );
+    assert_eq!(
+        v["settings"]["handoff"]["tls"]["key"],
+        "/var/lib/acme/example.org/key.pem"
+    );
+    assert_eq!(
+        v["acme"]["example.org"]["reloadServices"],
+        serde_json::json!(["handoff.service"])
+    );
+    assert_eq!(v["firewall"], serde_json::json!([8080, 443]));
+
+    // Files of its own, read as the group named.
+    assert_eq!(
+        section(unit(&v, "b-https.socket"), "Socket")["ListenStream"],
+        ["0.0.0.0:8443"]
+    );
+    assert_eq!(
+        section(unit(&v, "b.service"), "Service")["Group"],
+        ["certs"]
+    );
+    assert_eq!(
+        v["settings"]["b"]["tls"],
+        serde_json::json!({"certificate": "/srv/tls/b.pem", "key": "/srv/tls/b.key"})
+    );
+
+    // Without tls.listen: no socket, no group, no [tls].
+    assert!(v["units"].get("plain-https.socket").is_none());
+    let plain = section(unit(&v, "plain.service"), "Service");
+    assert!(
+        !plain.contains_key("Group") && !plain.contains_key("Sockets"),
+        "{plain:?}"
+    );
+    assert!(v["settings"]["plain"].get("tls").is_none());
 }

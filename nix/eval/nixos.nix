@@ -128,6 +128,23 @@ let
           type = lib.types.listOf lib.types.package;
           default = [ ];
         };
+        # As nixos/modules/security/acme: the options the module sets or
+        # reads (`group` defaults to security.acme.defaults.group, "acme").
+        security.acme.certs = lib.mkOption {
+          type = lib.types.attrsOf (
+            lib.types.submodule {
+              options.group = lib.mkOption {
+                type = lib.types.str;
+                default = "acme";
+              };
+              options.reloadServices = lib.mkOption {
+                type = lib.types.listOf lib.types.str;
+                default = [ ];
+              };
+            }
+          );
+          default = { };
+        };
         virtualisation = freeform;
         services.haproxy = freeform;
         # As nixos/modules/system/activation/specialisation.nix: each is the
