@@ -229,20 +229,21 @@ where
         let code = match cli.command.as_ref().unwrap_or(&Command::Serve) {
             Command::Stop { pid } => lifecycle::stop::command(&name, pid),
             Command::CheckConfig => match load() {
-                Ok((settings, app)) => match crate::tls::load(&settings.tls, settings.server.http2)
-                {
-                    Ok(loaded) => {
-                        for warning in &loaded.warnings {
-                            eprintln!("{name}: warning: {warning}");
+                Ok((settings, app)) => {
+                    match crate::tls::load(&settings.tls, settings.server.http2, None) {
+                        Ok(loaded) => {
+                            for warning in &loaded.warnings {
+                                eprintln!("{name}: warning: {warning}");
+                            }
+                            print!("{}", settings.to_toml(&app));
+                            exit::OK
                         }
-                        print!("{}", settings.to_toml(&app));
-                        exit::OK
+                        Err(e) => {
+                            eprintln!("{name}: invalid configuration: {e}");
+                            exit::CONFIG
+                        }
                     }
-                    Err(e) => {
-                        eprintln!("{name}: invalid configuration: {e}");
-                        exit::CONFIG
-                    }
-                },
+                }
                 Err(code) => code,
             },
             Command::Reload { pid, exe } => match load() {

@@ -600,3 +600,80 @@ for _ in sys.stdin:
     drop(input);
     let _ = client.wait();
 }
+
+/// Python's `ssl` on new connections, each offering the session of the
+/// last: one line on stdin makes one connection and prints
+/// `pid session_reused`.
+const RESUMING_CLIENT: &str = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+session = None
+for _ in sys.stdin:
+    raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+    tls = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+    tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    print(data.split(b" pid ")[1].split()[0].decode(), tls.session_reused, flush=True)
+    session = tls.session
+    tls.close()
+"#;
+
+#[test]
+fn tls_sessions_resume_on_the_successor_of_a_reload_and_not_on_a_new_process() {
+    let mut pki = Pki::new();
+    let leaf = pki.issue(30);
+    pki.install(&leaf.cert, &leaf.key);
+    let (http, https) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let proc = start(&pki, &http, &https, &[]);
+    let first = answering_pid(&http, Duration::from_secs(10));
+    let mut client = Command::new(python())
+        .arg("-c")
+        .arg(RESUMING_CLIENT)
+        .arg(port_of(&https))
+        .arg(pki.ca())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    let mut output = BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut connect = || {
+        writeln!(input, "go").unwrap();
+        output.next().unwrap().unwrap()
+    };
+    assert_eq!(connect(), format!("{first} False"));
+    // Resumption works at all: on the same process.
+    assert_eq!(connect(), format!("{first} True"));
+
+    let mut pid = first;
+    for round in 1..=3 {
+        // SAFETY: kill(2) on a pid this test started.
+        assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGHUP) }, 0);
+        pid = wait_for_new_pid(&http, pid, Duration::from_secs(20))
+            .unwrap_or_else(|| panic!("round {round}: no successor"));
+        assert_eq!(
+            connect(),
+            format!("{pid} True"),
+            "round {round}: the session did not resume on the successor"
+        );
+    }
+
+    // A process that was handed no keys (a restart) cannot resume it: the
+    // client gets a full handshake, and a new session.
+    drop(proc);
+    assert!(wait_gone(pid, Duration::from_secs(10)));
+    let _restarted = start(&pki, &http, &https, &[]);
+    let fresh = answering_pid(&http, Duration::from_secs(10));
+    assert_eq!(connect(), format!("{fresh} False"));
+    assert_eq!(connect(), format!("{fresh} True"));
+    drop(input);
+    let _ = client.wait();
+}

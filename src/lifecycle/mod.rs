@@ -121,7 +121,11 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     };
     // The certificate and key, read now: a start (or a reload's successor)
     // that cannot serve HTTPS with them fails before it takes anything.
-    let tls = match tls::load(&settings.tls, settings.server.http2) {
+    let tls = match tls::load(
+        &settings.tls,
+        settings.server.http2,
+        inherited.tickets.as_deref(),
+    ) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 tracing::warn!("{warning}");

@@ -138,16 +138,19 @@ impl Reloader {
             "reload: starting a successor on the same listeners"
         );
         let started = Instant::now();
-        let outcome = match successor::spawn(&launch, listeners, info.generation) {
-            Ok(pending) => {
-                tracing::info!(
-                    pid = pending.pid(),
-                    "reload: successor started, waiting until it serves"
-                );
-                successor::wait_ready(pending, self.ready_timeout).await
-            }
-            Err(e) => Err(e),
-        };
+        // TLS sessions resume on the successor: it gets the ticket keys.
+        let tickets = state.tls.as_ref().map(|t| t.tickets.export());
+        let outcome =
+            match successor::spawn(&launch, listeners, info.generation, tickets.as_deref()) {
+                Ok(pending) => {
+                    tracing::info!(
+                        pid = pending.pid(),
+                        "reload: successor started, waiting until it serves"
+                    );
+                    successor::wait_ready(pending, self.ready_timeout).await
+                }
+                Err(e) => Err(e),
+            };
         let took_ms = millis(started.elapsed());
         state
             .metrics

@@ -31,6 +31,11 @@ use crate::sockets::{LISTEN_FDNAMES, LISTEN_FDS, LISTEN_PID, SD_LISTEN_FDS_START
 pub const READY_FD_ENV: &str = "HANDOFF_READY_FD";
 pub const GENERATION_ENV: &str = "HANDOFF_GENERATION";
 pub const PGID_ENV: &str = "HANDOFF_PGID";
+/// Set when the first line on the ready fd, before anything else, is the
+/// TLS session-ticket keys (see `tls::tickets`).
+pub const TICKETS_ENV: &str = "HANDOFF_TLS_TICKETS";
+/// The longest keys line read: far above what two keys take.
+const MAX_TICKETS_LINE: usize = 1024;
 const READY_MESSAGE: &[u8] = b"READY=1\n";
 /// The line after READY=1 that says how many connections the successor has
 /// room for: its open-files limit, less what it has open and a margin.
@@ -83,6 +88,7 @@ const PROCESS_VARS: &[&str] = &[
     READY_FD_ENV,
     GENERATION_ENV,
     PGID_ENV,
+    TICKETS_ENV,
     "NOTIFY_SOCKET",
     "JOURNAL_STREAM",
     "WATCHDOG_USEC",
@@ -128,8 +134,9 @@ pub fn spawn(
     launch: &Launch,
     listeners: &[Taken],
     generation: u64,
+    tickets: Option<&str>,
 ) -> Result<Pending, SuccessorError> {
-    spawn_reporting_to(launch, listeners, generation, None)
+    spawn_reporting_to(launch, listeners, generation, None, tickets)
 }
 
 /// Like [`spawn`], with `NOTIFY_SOCKET` set to `notify` instead of this
@@ -140,7 +147,7 @@ pub fn spawn_with_notify(
     generation: u64,
     notify: &str,
 ) -> Result<Pending, SuccessorError> {
-    spawn_reporting_to(launch, listeners, generation, Some(notify))
+    spawn_reporting_to(launch, listeners, generation, Some(notify), None)
 }
 
 fn spawn_reporting_to(
@@ -148,12 +155,18 @@ fn spawn_reporting_to(
     listeners: &[Taken],
     generation: u64,
     notify: Option<&str>,
+    tickets: Option<&str>,
 ) -> Result<Pending, SuccessorError> {
     let fail = |source: io::Error| SuccessorError::Spawn {
         exe: launch.exe.display().to_string(),
         source,
     };
-    let (ours, theirs) = UnixStream::pair().map_err(fail)?;
+    let (mut ours, theirs) = UnixStream::pair().map_err(fail)?;
+    // The session-ticket keys wait in the socket for the successor to read
+    // first: in memory only, seen by no other process.
+    if let Some(keys) = tickets {
+        io::Write::write_all(&mut ours, format!("{keys}\n").as_bytes()).map_err(fail)?;
+    }
     ours.set_nonblocking(true).map_err(fail)?;
     let ready = tokio::net::UnixStream::from_std(ours).map_err(fail)?;
 
@@ -181,6 +194,9 @@ fn spawn_reporting_to(
     env.push((LISTEN_FDNAMES.to_owned(), names.join(":")));
     env.push((READY_FD_ENV.to_owned(), ready_fd.to_string()));
     env.push((GENERATION_ENV.to_owned(), (generation + 1).to_string()));
+    if tickets.is_some() {
+        env.push((TICKETS_ENV.to_owned(), "1".to_owned()));
+    }
     // SAFETY: getpgrp cannot fail. It is 0 when our group lies outside our
     // pid namespace (PID 1 of a container started by unshare): nothing to
     // join then.
@@ -337,6 +353,8 @@ pub struct Inherited {
     pub ready_fd: Option<OwnedFd>,
     /// The previous process's group, to join once ready.
     pub pgid: Option<libc::pid_t>,
+    /// The TLS session-ticket keys the previous process handed over.
+    pub tickets: Option<String>,
 }
 
 /// Tells the previous process that this one serves, and how many connections
@@ -406,7 +424,14 @@ pub fn take_env() -> Result<Inherited, String> {
                 .ok_or_else(|| format!("{PGID_ENV}={v:?}: not a process group id"))?,
         ),
     };
-    for var in [GENERATION_ENV, READY_FD_ENV, PGID_ENV] {
+    let tickets = match (std::env::var_os(TICKETS_ENV), &ready) {
+        (Some(_), Some(fd)) => Some(read_line(fd).map_err(|e| {
+            format!("{TICKETS_ENV}: cannot read the keys from {READY_FD_ENV}: {e}")
+        })?),
+        (Some(_), None) => return Err(format!("{TICKETS_ENV} is set without {READY_FD_ENV}")),
+        (None, _) => None,
+    };
+    for var in [GENERATION_ENV, READY_FD_ENV, PGID_ENV, TICKETS_ENV] {
         // SAFETY: runs before any thread is started (see above).
         unsafe { std::env::remove_var(var) };
     }
@@ -414,7 +439,35 @@ pub fn take_env() -> Result<Inherited, String> {
         generation,
         ready_fd: ready,
         pgid,
+        tickets,
     })
+}
+
+/// One line from the ready fd, byte by byte: what follows it on the socket
+/// (connections handed over) is not this function's to read. The
+/// predecessor wrote it before starting this process.
+fn read_line(fd: &OwnedFd) -> io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        // SAFETY: read(2) into a one-byte buffer we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), byte.as_mut_ptr().cast(), 1) };
+        match n {
+            1 if byte[0] == b'\n' => break,
+            1 => line.push(byte[0]),
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+        if line.len() > MAX_TICKETS_LINE {
+            return Err(io::Error::other("no end of line"));
+        }
+    }
+    String::from_utf8(line).map_err(io::Error::other)
 }
 
 /// An execve(2) prepared before fork, so that the child can set `LISTEN_PID`

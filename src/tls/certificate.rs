@@ -282,7 +282,7 @@ mod tests {
             key: Some(other.clone()),
             ..Default::default()
         };
-        let e = super::super::load(&settings, true)
+        let e = super::super::load(&settings, true, None)
             .err()
             .unwrap()
             .to_string();

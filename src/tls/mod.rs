@@ -11,6 +11,7 @@
 //! drained as at a stop (see `http::conn`).
 
 mod certificate;
+pub mod tickets;
 
 use std::sync::Arc;
 
@@ -23,6 +24,8 @@ pub use certificate::TlsError;
 #[derive(Debug, Clone)]
 pub struct Tls {
     pub config: Arc<ServerConfig>,
+    /// The session-ticket keys, handed to the successor of a reload.
+    pub tickets: Arc<tickets::Tickets>,
 }
 
 /// The TLS configuration, and what deserves a warning about it.
@@ -34,8 +37,9 @@ pub struct Loaded {
 }
 
 /// Reads and checks `tls.certificate` and `tls.key`; `None` when HTTPS is
-/// not configured.
-pub fn load(settings: &TlsSettings, http2: bool) -> Result<Loaded, TlsError> {
+/// not configured. Session tickets use the keys `handed` over by the
+/// previous process (see `tickets`), or new ones.
+pub fn load(settings: &TlsSettings, http2: bool, handed: Option<&str>) -> Result<Loaded, TlsError> {
     let Some((cert_path, key_path)) = settings.files() else {
         return Ok(Loaded {
             tls: None,
@@ -55,6 +59,16 @@ pub fn load(settings: &TlsSettings, http2: bool) -> Result<Loaded, TlsError> {
         .map_err(|e| certificate::refused(cert_path, key_path, e))?;
     // The client's preference decides among these; HTTP/1.1 for one that
     // offers no ALPN at all.
+    let tickets = match handed.map(tickets::Tickets::import) {
+        Some(Some(t)) => t,
+        Some(None) => {
+            tracing::warn!("the session-ticket keys handed over are malformed; making new ones");
+            tickets::Tickets::new().ok_or_else(no_random)?
+        }
+        None => tickets::Tickets::new().ok_or_else(no_random)?,
+    };
+    let tickets = Arc::new(tickets);
+    config.ticketer = tickets.clone();
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
@@ -63,7 +77,12 @@ pub fn load(settings: &TlsSettings, http2: bool) -> Result<Loaded, TlsError> {
     Ok(Loaded {
         tls: Some(Tls {
             config: Arc::new(config),
+            tickets,
         }),
         warnings: checked.warnings,
     })
+}
+
+fn no_random() -> TlsError {
+    TlsError::config("the system's random number generator failed".to_owned())
 }
