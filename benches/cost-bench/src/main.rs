@@ -9,7 +9,9 @@
 //!    and the busiest thread's share of the successor's CPU, on a cheap
 //!    route and on a CPU-bound one;
 //! 4. hand-over at scale: 1,000 and 10,000 idle connections in one reload;
-//! 5. memory under clients that pipeline without reading.
+//! 5. memory under clients that pipeline without reading;
+//! 6. steady state over TLS, HTTP/1.1 and h2, beside actix-web's own
+//!    rustls listener with the same certificate and configuration.
 //!
 //! Prints figures, asserts nothing. Writes cost.md and cost.json.
 //!
@@ -20,6 +22,7 @@ mod hostile;
 mod reload;
 mod report;
 mod services;
+mod tls;
 mod wrk;
 
 use std::path::PathBuf;
@@ -55,11 +58,11 @@ struct Args {
     /// An examples/hello binary to measure instead of this checkout's.
     #[arg(long)]
     hello_bin: Option<PathBuf>,
-    /// Sections to run: steady, callgrind, reload, scale, hostile.
+    /// Sections to run: steady, callgrind, reload, scale, hostile, tls.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "steady,callgrind,reload,scale,hostile"
+        default_value = "steady,callgrind,reload,scale,hostile,tls"
     )]
     only: Vec<String>,
 }
@@ -96,6 +99,7 @@ struct Figures {
     after_reload: Vec<reload::AfterReload>,
     at_scale: Vec<reload::AtScale>,
     hostile: Vec<hostile::Hostile>,
+    tls: Vec<tls::TlsSteady>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -257,6 +261,10 @@ fn main() {
             eprintln!("{r:?}");
             figures.hostile.push(r);
         }
+    }
+    if only("tls") {
+        eprintln!("== steady state over TLS");
+        figures.tls = tls::steady(&bins, args.rounds, args.seconds);
     }
     std::fs::create_dir_all(&args.out).expect("create the output folder");
     let md = report::render(&args, &figures);

@@ -22,7 +22,39 @@ pub fn render(args: &Args, f: &Figures) -> String {
     if !f.hostile.is_empty() {
         hostile(&mut md, f);
     }
+    if !f.tls.is_empty() {
+        tls(&mut md, args, f);
+    }
     md
+}
+
+fn tls(md: &mut String, args: &Args, f: &Figures) {
+    let _ = writeln!(
+        md,
+        "Steady state over TLS: `GET /hello`, 2 workers, the same self-signed P-256 \
+         certificate and rustls configuration (ring provider, TLS 1.3) on both; HTTP/1.1 with \
+         `wrk -t2 -c64`, h2 with `h2load -c16 -m10`, {} s each, {} rounds, alternating which \
+         service runs first. Ratios are each round's rate over bare actix-web's.\n",
+        args.seconds, args.rounds
+    );
+    md.push_str(
+        "| protocol | service | requests/s (median) | rate over bare actix-web: median (min-max) | failed |\n\
+         |---|---|---|---|---|\n",
+    );
+    for t in &f.tls {
+        let lo = t.ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = t.ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.3} ({lo:.3}-{hi:.3}) | {} |",
+            t.protocol,
+            t.service,
+            t.median_per_s,
+            super::median(t.ratios.clone()),
+            t.errors
+        );
+    }
+    md.push('\n');
 }
 
 fn steady(md: &mut String, args: &Args, f: &Figures) {
