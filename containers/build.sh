@@ -5,6 +5,7 @@
 #   containers/build.sh --bin NAME [TAG]               another binary of the workspace
 #   containers/build.sh --example NAME [TAG]           an example, e.g. hello
 #   containers/build.sh --binary PATH [--name NAME] [TAG]   a binary built elsewhere
+#   containers/build.sh --https ...                    with NAME-https.socket too (port 8443)
 #
 # TAG defaults to localhost/NAME:latest. The image gets NAME.socket and
 # NAME.service made from containers/units/ (binary, config path, runtime
@@ -20,12 +21,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 
-kind=bin name=handoff binary="" tag=""
+kind=bin name=handoff binary="" tag="" https=0
 while (($#)); do
     case $1 in
         --bin | --example) kind=${1#--}; name=${2:?$1 needs a name}; shift 2 ;;
         --binary) kind=path; binary=${2:?--binary needs a path}; name=$(basename "$binary"); shift 2 ;;
         --name) name=${2:?--name needs a name}; shift 2 ;;
+        --https) https=1; shift ;;
         -h | --help) usage ;;
         -*) echo "error: unknown option $1" >&2; usage ;;
         *) [[ -z $tag ]] || usage; tag=$1; shift ;;
@@ -59,6 +61,15 @@ for unit in socket service; do
         -e "s|^Description=handoff |Description=$name (handoff) |" \
         "$here/units/handoff.$unit" > "$context/units/$name.$unit"
 done
+if ((https)); then
+    # HTTPS: a second socket, and a drop-in that gives the service both,
+    # the certificate's paths and its group.
+    mkdir "$context/units/$name.service.d"
+    rename=(-e "s|/etc/handoff/|/etc/$name/|g" -e "s|handoff\.socket|$name.socket|g"
+        -e "s|handoff-https\.socket|$name-https.socket|g" -e "s|handoff\.service|$name.service|g")
+    sed "${rename[@]}" "$here/units/https/handoff-https.socket" > "$context/units/$name-https.socket"
+    sed "${rename[@]}" "$here/units/https/https.conf" > "$context/units/$name.service.d/https.conf"
+fi
 cp "$here/handoff.toml" "$context/config.toml"
 cp "$here/systemd-in-container.sh" "$context/"
 

@@ -6,11 +6,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use support::clients::*;
 use support::*;
 
 /// A self-signed certificate for localhost, made with openssl.
@@ -173,76 +173,6 @@ fn with_http2_off_tls_offers_only_http11_and_prior_knowledge_is_not_served() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let (ok, _, _) = curl(&["--http2-prior-knowledge", &format!("http://{http}/")]);
     assert!(!ok, "h2c answered with server.http2 = false");
-}
-
-/// tests/clients/h2_clients.go, built once with Debian's Go, offline.
-fn go_clients() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let out = target.join("h2_clients");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h2_clients.go");
-        let built = Command::new("go")
-            .args(["build", "-o"])
-            .arg(&out)
-            .arg(&source)
-            .env("GO111MODULE", "off")
-            .env("GOPATH", "/usr/share/gocode")
-            .env("GOCACHE", target.join("go-cache"))
-            .output()
-            .expect("go runs (golang-go)");
-        assert!(
-            built.status.success(),
-            "go build: {}",
-            String::from_utf8_lossy(&built.stderr)
-        );
-        out
-    })
-}
-
-/// Go clients running until `finish`.
-struct GoClients {
-    child: std::process::Child,
-    stop: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl GoClients {
-    fn start(transport: &[&str], base: &str, clients: usize, mode: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stop = dir.path().join("stop");
-        let child = Command::new(go_clients())
-            .args(transport)
-            .arg(base)
-            .arg(clients.to_string())
-            .arg(mode)
-            .arg(&stop)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    fn finish(mut self) -> serde_json::Value {
-        std::fs::write(&self.stop, b"").unwrap();
-        let mut stdout = Vec::new();
-        std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "the Go clients failed: {status}");
-        serde_json::from_slice(&stdout).unwrap()
-    }
-}
-
-impl Drop for GoClients {
-    /// A test that failed half-way leaves no clients running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

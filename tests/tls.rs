@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::clients::*;
 use support::*;
 
 const EX_TEMPFAIL: i32 = 75;
@@ -343,52 +344,6 @@ fn check_config_and_start_refuse_tls_files_that_cannot_serve() {
         err.contains("name \"https\"") && err.contains("needs tls.certificate and tls.key"),
         "{err}"
     );
-}
-
-/// Python clients over HTTPS, each request's outcome counted.
-struct PooledClients {
-    child: std::process::Child,
-    stop: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl PooledClients {
-    fn start(base: &str, clients: usize, ca: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stop = dir.path().join("stop");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pooled_clients.py");
-        let child = Command::new(python())
-            .arg(script)
-            .arg(base)
-            .arg(clients.to_string())
-            .arg(&stop)
-            .arg(ca)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    fn finish(mut self) -> serde_json::Value {
-        std::fs::write(&self.stop, b"").unwrap();
-        let mut stdout = Vec::new();
-        std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "the clients failed: {status}");
-        serde_json::from_slice(&stdout).unwrap()
-    }
-}
-
-impl Drop for PooledClients {
-    /// A test that failed half-way leaves no clients running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 pub const BASE_IMAGE: &str = "localhost/debian-systemd:bookworm";
 pub const IMAGE: &str = "localhost/handoff:test";
+pub const HTTPS_IMAGE: &str = "localhost/handoff-https:test";
 pub const HELLO_IMAGE: &str = "localhost/hello:test";
 pub const NOTES_IMAGE: &str = "localhost/notes:test";
 pub const LIVE_IMAGE: &str = "localhost/live:test";
@@ -116,6 +117,21 @@ pub fn image() -> &'static str {
     IMAGE
 }
 
+/// The handoff image built with `--https`: `handoff-https.socket` beside
+/// `handoff.socket`, the certificate read from /etc/handoff/tls.
+pub fn https_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
+        script(
+            "containers/build.sh",
+            &["--https", HTTPS_IMAGE],
+            &[("BASE_IMAGE", BASE_IMAGE)],
+        );
+    });
+    HTTPS_IMAGE
+}
+
 /// The image of `examples/hello`, built the way a user builds theirs.
 pub fn hello_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -153,6 +169,18 @@ pub struct Container {
     /// The service's name: its units are `NAME.socket` and `NAME.service`.
     pub service: String,
     _dropin: tempfile::NamedTempFile,
+    _https_dropin: Option<tempfile::NamedTempFile>,
+}
+
+/// A socket drop-in that moves the socket to `port`.
+fn dropin(port: u16) -> tempfile::NamedTempFile {
+    let mut dropin = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(
+        &mut dropin,
+        format!("[Socket]\nListenStream=\nListenStream={port}\n").as_bytes(),
+    )
+    .unwrap();
+    dropin
 }
 
 impl Container {
@@ -165,19 +193,35 @@ impl Container {
 
     /// Starts `image`, whose service is `service`, the same way.
     pub fn start_image(image: &str, service: &str, port: u16) -> Self {
+        Self::start_with(image, service, port, &[])
+    }
+
+    /// Starts the `--https` image with its HTTPS socket moved to
+    /// `https_port` and `tls_dir` (fullchain.pem, key.pem) as its
+    /// certificate's volume.
+    pub fn start_https(port: u16, https_port: u16, tls_dir: &std::path::Path) -> Self {
+        let https_dropin = dropin(https_port);
+        let mounts = [
+            format!(
+                "{}:/etc/systemd/system/handoff-https.socket.d/10-test-port.conf:ro,Z",
+                https_dropin.path().display()
+            ),
+            format!("{}:/etc/handoff/tls:ro,Z", tls_dir.display()),
+        ];
+        let mut c = Self::start_with(https_image(), "handoff", port, &mounts);
+        c._https_dropin = Some(https_dropin);
+        c
+    }
+
+    fn start_with(image: &str, service: &str, port: u16, mounts: &[String]) -> Self {
         let name = format!("{service}-test-{}-{port}", std::process::id());
         let _ = podman(&["rm", "-f", &name]);
-        let mut dropin = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(
-            &mut dropin,
-            format!("[Socket]\nListenStream=\nListenStream={port}\n").as_bytes(),
-        )
-        .unwrap();
+        let dropin = dropin(port);
         let mount = format!(
             "{}:/etc/systemd/system/{service}.socket.d/10-test-port.conf:ro,Z",
             dropin.path().display()
         );
-        must(&[
+        let mut args = vec![
             "run",
             "-d",
             "--name",
@@ -186,13 +230,18 @@ impl Container {
             "--network=host",
             "-v",
             &mount,
-            image,
-        ]);
+        ];
+        for m in mounts {
+            args.extend(["-v", m.as_str()]);
+        }
+        args.push(image);
+        must(&args);
         let c = Self {
             name,
             port,
             service: service.to_owned(),
             _dropin: dropin,
+            _https_dropin: None,
         };
         c.wait_for_socket();
         c
