@@ -1,11 +1,14 @@
 //! The HTTP server: actix-server accepting on the taken listeners,
 //! actix-http speaking HTTP/1.1 over handoff's own connection type
-//! ([`conn::Conn`]), the [`middleware`] layer, and the service's `App`.
+//! ([`conn::Conn`]), HTTP/2 over the `h2` crate (`h2`), TLS on https
+//! sockets (`tls`), the [`middleware`] layer, and the service's `App`.
 //!
 //! This is what `actix_web::HttpServer` assembles, with one difference that
 //! is the reason for doing it here: every accepted stream is wrapped in
 //! `Conn` before the dispatcher sees it, so that handoff bounds each
-//! connection's cost and can hand an idle one to another process.
+//! connection's cost and can hand an idle one to another process; and
+//! HTTP/2 connections get GOAWAY at a drain. `pipeline` builds what serves
+//! one connection.
 //!
 //! One run of the server on the listeners is an [`Instance`]: it starts,
 //! serves, and drains (handing its idle connections over, see `handover`).
@@ -17,6 +20,7 @@ mod h2;
 pub mod metrics;
 mod middleware;
 mod payload;
+mod pipeline;
 mod request_counts;
 pub mod routes;
 pub mod state;
@@ -24,16 +28,14 @@ mod tls;
 mod workers;
 
 use std::cell::RefCell;
-use std::future::ready;
 use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_http::HttpService;
 use actix_http::error::DispatchError;
-use actix_service::boxed::{self, BoxService, BoxServiceFactory};
-use actix_service::{IntoServiceFactory, ServiceFactory, fn_factory, fn_service};
+use actix_service::boxed::{BoxService, BoxServiceFactory};
+use actix_service::{IntoServiceFactory, ServiceFactory};
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceFactory as AppServiceFactory};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -42,8 +44,9 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::handover::{Destination, Handover};
 use crate::sockets::{Listener, Taken};
-use conn::{Conn, ConnState, Stream};
+use conn::Stream;
 use drain_signal::DrainSignal;
+use pipeline::pipeline;
 use state::{AppState, Phase};
 use workers::{Worker, Workers};
 
@@ -145,230 +148,6 @@ pub(crate) struct Parts {
     pub state: web::Data<AppState>,
     pub phase: web::Data<Phase>,
     pub handover: Arc<Handover>,
-}
-
-/// accept -> [TLS handshake ->] HTTP/2, or `Conn` -> HTTP/1.1 dispatcher;
-/// either -> middleware -> `App`.
-fn pipeline<S, A, B>(
-    app: A,
-    parts: &Parts,
-    worker: &Worker,
-    arrival: Arrival,
-    security: Security,
-    builtin_routes: bool,
-) -> ConnFactory<S>
-where
-    S: Stream + PeerAddr,
-    A: ServiceFactory<
-            actix_http::Request,
-            Config = actix_web::dev::AppConfig,
-            Response = ServiceResponse<B>,
-            Error = actix_web::Error,
-            InitError = (),
-        > + 'static,
-    A::Future: 'static,
-    B: MessageBody + 'static,
-{
-    let layer = Rc::new(middleware::Factory {
-        app,
-        shared: middleware::Shared {
-            state: parts.state.clone(),
-            phase: parts.phase.clone(),
-            builtin_routes,
-        },
-    });
-    let s = &parts.state.settings.server;
-    let setup = Rc::new(ConnSetup {
-        state: parts.state.clone(),
-        handover: parts.handover.clone(),
-        worker: worker.clone(),
-        // Handed-over connections are HTTP/1.1 between two requests.
-        http2: s.http2 && matches!(arrival, Arrival::Accepted),
-        h2: h2::Limits {
-            handshake_timeout: s.client_header_timeout,
-            keep_alive: s.keep_alive,
-            send_timeout: s.send_timeout,
-        },
-        keep_alive: s.keep_alive,
-        request_timeout: match arrival {
-            Arrival::Accepted => s.client_header_timeout,
-            Arrival::Adopted => s.keep_alive.max(s.client_header_timeout),
-        },
-    });
-    let tls = match security {
-        Security::Plain => None,
-        Security::Tls => parts.state.tls.as_ref(),
-    };
-    // Built once on each worker: the application, and the HTTP/1.1
-    // dispatcher's service over it; HTTP/2 connections call the same
-    // application.
-    let Some(tls) = tls else {
-        return boxed::factory(fn_factory(move || {
-            let (layer, setup) = (layer.clone(), setup.clone());
-            async move {
-                let app = Rc::new(layer.new_service(()).await?);
-                let h1 = Rc::new(h1::<S, _>(app.clone(), &setup).new_service(()).await?);
-                Ok(fn_service(move |io: S| {
-                    serve_plain(io, setup.clone(), app.clone(), h1.clone())
-                }))
-            }
-        }));
-    };
-    let t = &parts.state.settings.tls;
-    let handshakes =
-        tls::Handshakes::new(tls.config.clone(), t.handshake_timeout, t.max_handshakes);
-    boxed::factory(fn_factory(move || {
-        let (layer, setup, handshakes) = (layer.clone(), setup.clone(), handshakes.clone());
-        async move {
-            let app = Rc::new(layer.new_service(()).await?);
-            let h1 = Rc::new(
-                h1::<tls::TlsStream<S>, _>(app.clone(), &setup)
-                    .new_service(())
-                    .await?,
-            );
-            Ok(fn_service(move |io: S| {
-                serve_tls(
-                    io,
-                    handshakes.clone(),
-                    setup.clone(),
-                    app.clone(),
-                    h1.clone(),
-                )
-            }))
-        }
-    }))
-}
-
-/// What the connections of one worker and listener are served with.
-struct ConnSetup {
-    state: web::Data<AppState>,
-    handover: Arc<Handover>,
-    worker: Worker,
-    /// HTTP/2 is served: h2c after its preface, h2 after ALPN.
-    http2: bool,
-    h2: h2::Limits,
-    keep_alive: Duration,
-    request_timeout: Duration,
-}
-
-/// A plain connection: HTTP/2 if it begins with the HTTP/2 preface (prior
-/// knowledge), HTTP/1.1 otherwise.
-async fn serve_plain<S, M, H>(
-    io: S,
-    setup: Rc<ConnSetup>,
-    app: Rc<M>,
-    h1: Rc<H>,
-) -> Result<(), DispatchError>
-where
-    S: Stream + PeerAddr,
-    M: actix_service::Service<
-            actix_http::Request,
-            Response = actix_http::Response<middleware::Counted>,
-            Error = actix_web::Error,
-        > + 'static,
-    H: actix_service::Service<
-            (Conn<S>, Option<std::net::SocketAddr>),
-            Response = (),
-            Error = DispatchError,
-        >,
-{
-    // Counted from the accept: the drain waits for every connection.
-    let live = setup.worker.connection();
-    let peer = io.peer();
-    if setup.http2 {
-        match h2::sniff(&io, setup.h2.handshake_timeout).await {
-            h2::Sniffed::Http2 => {
-                let _live = live;
-                let drain = setup.handover.draining();
-                if let Err(e) = h2::serve(io, peer, app, drain, setup.h2).await {
-                    tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
-                }
-                return Ok(());
-            }
-            h2::Sniffed::Gone => return Ok(()),
-            h2::Sniffed::Http1 => {}
-        }
-    }
-    let send_timeout = setup.state.settings.server.send_timeout;
-    let conn = Conn::new(io, send_timeout, setup.handover.clone(), live);
-    h1.call((conn, peer)).await
-}
-
-/// A TLS connection: the handshake, then HTTP/2 if ALPN chose it.
-async fn serve_tls<S, M, H>(
-    io: S,
-    handshakes: tls::Handshakes,
-    setup: Rc<ConnSetup>,
-    app: Rc<M>,
-    h1: Rc<H>,
-) -> Result<(), DispatchError>
-where
-    S: Stream + PeerAddr,
-    M: actix_service::Service<
-            actix_http::Request,
-            Response = actix_http::Response<middleware::Counted>,
-            Error = actix_web::Error,
-        > + 'static,
-    H: actix_service::Service<
-            (Conn<tls::TlsStream<S>>, Option<std::net::SocketAddr>),
-            Response = (),
-            Error = DispatchError,
-        >,
-{
-    // Counted from the accept: a connection still in its handshake is open,
-    // and the drain waits for it too.
-    let live = setup.worker.connection();
-    let peer = io.peer();
-    let io = handshakes
-        .accept(io, &setup.state.metrics)
-        .await
-        .map_err(|e| DispatchError::Io(e.into()))?;
-    if io.is_h2() {
-        let _live = live;
-        let drain = setup.handover.draining();
-        if let Err(e) = h2::serve(io, peer, app, drain, setup.h2).await {
-            tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
-        }
-        return Ok(());
-    }
-    let send_timeout = setup.state.settings.server.send_timeout;
-    let conn = Conn::new(io, send_timeout, setup.handover.clone(), live);
-    h1.call((conn, peer)).await
-}
-
-/// The HTTP/1.1 dispatcher over one kind of connection, calling `app`.
-fn h1<S, M>(
-    app: Rc<M>,
-    setup: &ConnSetup,
-) -> impl ServiceFactory<
-    (Conn<S>, Option<std::net::SocketAddr>),
-    Config = (),
-    Response = (),
-    Error = DispatchError,
-    InitError = (),
-> + use<S, M>
-where
-    S: Stream,
-    M: actix_service::Service<
-            actix_http::Request,
-            Response = actix_http::Response<middleware::Counted>,
-            Error = actix_web::Error,
-        > + 'static,
-{
-    // No graceful_shutdown_signal: at a drain, `Conn` releases idle
-    // connections itself (handed over) and the middleware answers busy ones
-    // with `Connection: close`.
-    HttpService::<Conn<S>, _, _>::build()
-        .keep_alive(if setup.keep_alive.is_zero() {
-            actix_http::KeepAlive::Disabled
-        } else {
-            actix_http::KeepAlive::Timeout(setup.keep_alive)
-        })
-        .client_request_timeout(setup.request_timeout)
-        .on_connect_ext(|conn: &Conn<S>, ext| {
-            ext.insert::<Rc<ConnState>>(conn.state());
-        })
-        .h1(fn_factory(move || ready(Ok::<_, ()>(app.clone()))))
 }
 
 /// One run of the HTTP server on the listeners.
