@@ -177,6 +177,11 @@ fn vm_test_hardening() {
 }
 
 #[test]
+fn vm_test_https() {
+    vm_test("vm_test_https", "https.nix");
+}
+
+#[test]
 fn vm_test_reload() {
     vm_test("vm_test_reload", "reload.nix");
 }

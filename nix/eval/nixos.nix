@@ -145,6 +145,16 @@ let
           );
           default = { };
         };
+        # As nixos/modules/config/users-groups.nix: the groups to create
+        # (the harness makes them with systemd-sysusers).
+        users.groups = lib.mkOption {
+          type = lib.types.attrsOf (
+            lib.types.submodule {
+              freeformType = lib.types.attrsOf lib.types.anything;
+            }
+          );
+          default = { };
+        };
         virtualisation = freeform;
         services.haproxy = freeform;
         # As nixos/modules/system/activation/specialisation.nix: each is the

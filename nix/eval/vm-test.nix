@@ -34,6 +34,7 @@ let
       handoff = fake "handoff" { handoffBuild = "nix"; };
       curl = fake "curl" { };
       iproute2 = fake "iproute2" { };
+      openssl = fake "openssl" { };
       # nix/package.nix: `handoff` built with another HANDOFF_BUILD_ID.
       callPackage = _: args: {
         handoff = fake "handoff-${args.buildId}" {
@@ -87,6 +88,7 @@ let
         };
       }) (config.services.handoff.apps or { });
       packages = map package config.environment.systemPackages;
+      groups = lib.attrNames config.users.groups;
       haproxy = config.services.haproxy;
       specialisations = lib.mapAttrs (
         _: spec:

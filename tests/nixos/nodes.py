@@ -196,6 +196,12 @@ class Node:
                 wants = etc / "systemd/system" / f"{target}.wants"
                 wants.mkdir(exist_ok=True)
                 os.symlink(f"../{unit}", wants / unit)
+        # users.groups, made at boot as NixOS makes them: by sysusers.
+        if self.system["groups"]:
+            (etc / "sysusers.d").mkdir()
+            (etc / "sysusers.d/nixos-groups.conf").write_text(
+                "".join(f"g {g} -\n" for g in self.system["groups"])
+            )
         (etc / "tmpfiles.d").mkdir()
         (etc / "tmpfiles.d/current-system.conf").write_text(f"L+ /run/current-system - - - - {own}\n")
         if self.uses_haproxy():
