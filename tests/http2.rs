@@ -307,3 +307,28 @@ fn h2load_sees_no_stream_errored_at_a_reload() {
         "the old process stayed"
     );
 }
+
+#[test]
+fn a_request_body_that_trickles_over_http2_is_cut_at_the_body_timeout() {
+    let cert = Cert::new();
+    let (http, https) = addrs();
+    let _proc = start(
+        &cert,
+        &http,
+        &https,
+        &[("HANDOFF__SERVER__CLIENT_BODY_TIMEOUT", "1s")],
+    );
+    answering_pid(&http, Duration::from_secs(10));
+    // curl uploads what its stdin gives: three bytes, then nothing for 3 s.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(printf abc; sleep 3) | curl -s -w ' %{{http_code}} %{{http_version}}' \
+             --http2-prior-knowledge -T - -X POST http://{http}/echo"
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with(" 408 2"), "{text}");
+    assert!(text.contains("server.client_body_timeout"), "{text}");
+}

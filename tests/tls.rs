@@ -632,3 +632,47 @@ fn tls_sessions_resume_on_the_successor_of_a_reload_and_not_on_a_new_process() {
     drop(input);
     let _ = client.wait();
 }
+
+#[test]
+fn a_worker_runs_at_most_max_handshakes_at_once_and_the_next_waits_its_turn() {
+    let mut pki = Pki::new();
+    let leaf = pki.issue(30);
+    pki.install(&leaf.cert, &leaf.key);
+    let (http, https) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let _proc = start(
+        &pki,
+        &http,
+        &https,
+        &[
+            ("HANDOFF__SERVER__WORKERS", "1"),
+            ("HANDOFF__TLS__MAX_HANDSHAKES", "1"),
+            ("HANDOFF__TLS__HANDSHAKE_TIMEOUT", "3s"),
+        ],
+    );
+    answering_pid(&http, Duration::from_secs(10));
+    // The one handshake slot, taken by a client that says nothing.
+    let _silent = std::net::TcpStream::connect(&https).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let ca = pki.ca();
+    let (ok, body, log) = curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        &format!("https://localhost:{}/", port_of(&https)),
+    ]);
+    let waited = started.elapsed();
+    assert!(ok && body.starts_with("handoff "), "{log}");
+    // Its turn came when the silent one's 3 s were up, 2 s after it asked.
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(3),
+        "{waited:?}"
+    );
+    let m = get(&http, "/metrics").unwrap().body;
+    assert!(
+        m.contains("handoff_tls_handshakes_total{result=\"timeout\"} 1"),
+        "{m}"
+    );
+}

@@ -15,8 +15,9 @@
 //! Each connection's cost is bounded: at most [`MAX_STREAMS`] streams at
 //! once, request heads of at most [`MAX_HEADER_BYTES`], [`SEND_BUFFER`] of
 //! queued response per stream, a response whose client reads nothing of it
-//! for `server.send_timeout` is reset, and a connection with no stream for
-//! `server.keep_alive` is closed with GOAWAY.
+//! for `server.send_timeout` is reset, a request body still arriving past
+//! `server.client_body_timeout` ends in an error for the handler, and a
+//! connection with no stream for `server.keep_alive` is closed with GOAWAY.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -55,6 +56,9 @@ pub(crate) struct Limits {
     /// Idle (no stream) this long: GOAWAY and close. Zero: never.
     pub keep_alive: Duration,
     pub send_timeout: Duration,
+    /// From the head: the body must be complete by then (with the same
+    /// grace as HTTP/1.1's, so a handler's own 408 gets out first).
+    pub body_timeout: Duration,
 }
 
 /// Serves one HTTP/2 connection until it closes; at `drain`, GOAWAY.
@@ -108,7 +112,7 @@ where
                     // A HEAD is answered with the head alone: its length as
                     // GET's, and the end of the stream.
                     let head_only = request.method() == Method::HEAD;
-                    let call = service.call(to_actix(request, peer));
+                    let call = service.call(to_actix(request, peer, limits.body_timeout));
                     let send_timeout = limits.send_timeout;
                     actix_web::rt::spawn(async move {
                         let _stream = stream;
@@ -145,10 +149,20 @@ impl Drop for Open {
 }
 
 /// The h2 request as actix-http's, its body read as the handler reads it.
-fn to_actix(request: http::Request<RecvStream>, peer: Option<SocketAddr>) -> Request {
-    let (parts, body) = request.into_parts();
+fn to_actix(
+    request: http::Request<RecvStream>,
+    peer: Option<SocketAddr>,
+    body_timeout: Duration,
+) -> Request {
+    let (parts, recv) = request.into_parts();
+    let deadline = (!recv.is_end_stream()).then(|| Box::pin(sleep(body_timeout)));
+    let body = Body {
+        recv,
+        deadline,
+        timed_out: false,
+    };
     let mut req = Request::with_payload(Payload::Stream {
-        payload: Box::pin(Body(body)) as actix_http::BoxedPayloadStream,
+        payload: Box::pin(body) as actix_http::BoxedPayloadStream,
     });
     let head = req.head_mut();
     head.uri = parts.uri;
@@ -161,21 +175,48 @@ fn to_actix(request: http::Request<RecvStream>, peer: Option<SocketAddr>) -> Req
 
 /// A request body: each chunk's flow-control window is given back as the
 /// handler takes it, so a client can send no more than a handler reads.
-struct Body(RecvStream);
+/// The body must be complete by `deadline` (`server.client_body_timeout`
+/// from the head, and the same grace as HTTP/1.1's): a client that trickles
+/// it then gets its stream ended, whether or not the handler bounds its read.
+struct Body {
+    recv: RecvStream,
+    deadline: Option<Pin<Box<Sleep>>>,
+    timed_out: bool,
+}
 
 impl FuturesStream for Body {
     type Item = Result<Bytes, actix_http::error::PayloadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.0.poll_data(cx) {
+        if self.timed_out {
+            return Poll::Ready(None);
+        }
+        let polled = self.recv.poll_data(cx);
+        if polled.is_pending()
+            && let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.deadline = None;
+            self.timed_out = true;
+            return Poll::Ready(Some(Err(actix_http::error::PayloadError::Io(
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body not complete within server.client_body_timeout",
+                ),
+            ))));
+        }
+        match polled {
             Poll::Ready(Some(Ok(chunk))) => {
-                let _ = self.0.flow_control().release_capacity(chunk.len());
+                let _ = self.recv.flow_control().release_capacity(chunk.len());
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(
                 actix_http::error::PayloadError::Io(std::io::Error::other(e)),
             ))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.deadline = None;
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }

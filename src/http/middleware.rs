@@ -34,7 +34,7 @@ use super::state::{AppState, Phase};
 
 /// How long after `server.client_body_timeout` the connection itself ends an
 /// incomplete body, so that a handler's own answer to it gets out first.
-const BODY_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+pub(crate) const BODY_DEADLINE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What the layer needs besides the application.
 #[derive(Clone)]

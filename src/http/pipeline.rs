@@ -63,6 +63,7 @@ where
             handshake_timeout: s.client_header_timeout,
             keep_alive: s.keep_alive,
             send_timeout: s.send_timeout,
+            body_timeout: s.client_body_timeout + middleware::BODY_DEADLINE_GRACE,
         },
         keep_alive: s.keep_alive,
         request_timeout: match arrival {
