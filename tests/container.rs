@@ -429,57 +429,6 @@ fn a_stop_after_a_reload_lets_the_successor_drain() {
     );
 }
 
-/// The image built with `--https`: a certificate for localhost in a volume,
-/// readable by the image's `handoff` group, as a user would mount theirs.
-fn https_certificate(dir: &std::path::Path) -> std::path::PathBuf {
-    let image = podman::https_image();
-    let out = podman::podman(&["run", "--rm", image, "getent", "group", "handoff"]);
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let gid: u32 = line
-        .split(':')
-        .nth(2)
-        .and_then(|g| g.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no group handoff in {image}: {line:?}"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "fullchain.pem",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    for (path, mode) in [
-        (dir.to_path_buf(), 0o750),
-        (dir.join("key.pem"), 0o640),
-        (dir.join("fullchain.pem"), 0o640),
-    ] {
-        std::os::unix::fs::chown(&path, Some(0), Some(gid)).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .unwrap();
-    }
-    dir.join("fullchain.pem")
-}
-
 #[test]
 fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     if skipped("https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts") {
@@ -487,7 +436,7 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     }
     let _one = serial();
     let tls = tempfile::tempdir().unwrap();
-    let cert = https_certificate(tls.path());
+    let cert = podman::https_certificate(tls.path());
     let (port, https_port) = (free_port(), free_port());
     let c = Container::start_https(port, https_port, tls.path());
     answering_pid(&c.addr(), Duration::from_secs(30));

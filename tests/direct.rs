@@ -425,3 +425,83 @@ fn the_direct_mode_runs_unprivileged_without_capabilities_on_a_read_only_root() 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// HTTPS in the direct mode: a second socket held by the host, named
+/// `https`, and the certificate as a volume readable by the image's
+/// `handoff` group. Pooled Python clients over TLS and Go's h2 clients
+/// across 5 reloads (SIGHUP to the container): nothing fails.
+#[test]
+fn https_from_a_second_host_socket_in_the_direct_mode_survives_reloads() {
+    if skipped("https_from_a_second_host_socket_in_the_direct_mode_survives_reloads") {
+        return;
+    }
+    let _one = serial();
+    let tls = tempfile::tempdir().unwrap();
+    let cert = podman::https_certificate(tls.path());
+    let name = format!("handoff-sa-https-{}", std::process::id());
+    let (http, https) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args([
+        "-l",
+        &http,
+        "-l",
+        &https,
+        "--fdname=http:https",
+        "-E",
+        "CONTAINERS_CONF",
+    ])
+    .args(["podman", "run", "--rm", "--name", &name, "--network=none"])
+    .args(DIRECT_HARDENING)
+    .args([
+        "-e",
+        "HANDOFF__TLS__CERTIFICATE=/etc/handoff/tls/fullchain.pem",
+    ])
+    .args(["-e", "HANDOFF__TLS__KEY=/etc/handoff/tls/key.pem"])
+    .arg("-v")
+    .arg(format!("{}:/etc/handoff/tls:ro", tls.path().display()))
+    .args([podman::https_image(), "handoff"])
+    .env(
+        "CONTAINERS_CONF",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/podman/containers.conf"),
+    )
+    .env_remove("LISTEN_FDS")
+    .env_remove("NOTIFY_SOCKET")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut activator = Proc::spawn(cmd);
+    wait_until_serving(&http, Duration::from_secs(60));
+    let port = https.rsplit(':').next().unwrap();
+    let base = format!("https://localhost:{port}");
+    let python = support::clients::PooledClients::start(&base, 8, &cert);
+    let go =
+        support::clients::GoClients::start(&["tls", cert.to_str().unwrap()], &base, 8, "pooled");
+    std::thread::sleep(Duration::from_secs(1));
+    for _ in 0..5 {
+        let out = podman(&["kill", "--signal", "HUP", &name]);
+        assert!(out.status.success(), "{out:?}");
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let (python, go) = (python.finish(), go.finish());
+    let generation: serde_json::Value =
+        serde_json::from_str(&get(&http, "/version").unwrap().body).unwrap();
+    report(
+        "direct-https",
+        &format!(
+            "direct mode, HTTPS on a second host socket, 5 reloads (SIGHUP): 8 pooled Python \
+             TLS clients {} requests, {} failed; 8 pooled Go h2 clients {} requests, {} failed\n",
+            python["ok"], python["failed"], go["ok"], go["failed"]
+        ),
+    );
+    assert_eq!(generation["generation"], 6, "{generation}");
+    assert_eq!(python["failed"], 0, "{python}");
+    assert_eq!(go["failed"], 0, "{go}");
+    assert!(python["ok"].as_u64().unwrap() > 100 && go["ok"].as_u64().unwrap() > 100);
+    let out = podman(&["stop", &name]);
+    assert!(out.status.success(), "{out:?}");
+    let (status, log) = activator.wait(Duration::from_secs(30));
+    assert!(status.success(), "{log}");
+}

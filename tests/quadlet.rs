@@ -58,7 +58,10 @@ const SYSTEMD_KEYS: &[(&str, &[&str])] = &[
     ),
     ("Service", &["ExecReload", "Restart", "TimeoutStopSec"]),
     ("Install", &["WantedBy"]),
-    ("Socket", &["ListenStream", "FileDescriptorName", "Backlog"]),
+    (
+        "Socket",
+        &["ListenStream", "FileDescriptorName", "Backlog", "Service"],
+    ),
 ];
 
 type Unit = BTreeMap<String, Vec<(String, String)>>;
@@ -110,7 +113,7 @@ fn files() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_key_of_every_quadlet_file_is_known() {
     let files = files();
-    assert_eq!(files.len(), 3, "{files:?}");
+    assert_eq!(files.len(), 4, "{files:?}");
     for path in files {
         let unit = parse(&path);
         for (section, keys) in &unit {
@@ -181,4 +184,26 @@ fn both_modes_reload_the_service_inside_and_drain_before_the_kill() {
             .unwrap();
         assert!(30 < stop && stop < systemd, "{stop} {systemd}");
     }
+}
+
+/// The direct mode's optional HTTPS socket starts the same service, is named
+/// as handoff serves TLS, and the lines that give the service both sockets
+/// and the certificate are in handoff-sa.container, to uncomment.
+#[test]
+fn the_direct_modes_https_socket_pairs_with_its_container() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("containers/quadlet");
+    let socket = parse(&dir.join("handoff-sa-https.socket"));
+    assert_eq!(value(&socket, "Socket", "FileDescriptorName"), "https");
+    assert_eq!(value(&socket, "Socket", "Service"), "handoff-sa.service");
+    let text = std::fs::read_to_string(dir.join("handoff-sa.container")).unwrap();
+    for line in [
+        "#Sockets=handoff-sa.socket handoff-sa-https.socket",
+        "#Environment=HANDOFF__TLS__CERTIFICATE=/etc/handoff/tls/fullchain.pem",
+        "#Environment=HANDOFF__TLS__KEY=/etc/handoff/tls/key.pem",
+        "#Volume=/etc/handoff-sa/tls:/etc/handoff/tls:ro",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?}");
+    }
+    // Uncommented, each is a key quadlet and systemd know.
+    assert!(CONTAINER_KEYS.contains(&"Volume") && CONTAINER_KEYS.contains(&"Environment"));
 }

@@ -132,6 +132,58 @@ pub fn https_image() -> &'static str {
     HTTPS_IMAGE
 }
 
+/// A certificate for localhost (fullchain.pem, key.pem) in `dir`, readable
+/// by the `--https` image's `handoff` group, as a user would mount theirs;
+/// the certificate's path.
+pub fn https_certificate(dir: &std::path::Path) -> std::path::PathBuf {
+    let image = https_image();
+    let out = podman(&["run", "--rm", image, "getent", "group", "handoff"]);
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let gid: u32 = line
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no group handoff in {image}: {line:?}"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "fullchain.pem",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    for (path, mode) in [
+        (dir.to_path_buf(), 0o750),
+        (dir.join("key.pem"), 0o640),
+        (dir.join("fullchain.pem"), 0o640),
+    ] {
+        std::os::unix::fs::chown(&path, Some(0), Some(gid)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+    }
+    dir.join("fullchain.pem")
+}
+
 /// The image of `examples/hello`, built the way a user builds theirs.
 pub fn hello_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
