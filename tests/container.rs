@@ -453,6 +453,12 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     let python = support::clients::PooledClients::start(&base, 16, &cert);
     let go =
         support::clients::GoClients::start(&["tls", cert.to_str().unwrap()], &base, 8, "pooled");
+    let go_busy = support::clients::GoClients::start(
+        &["tls", cert.to_str().unwrap()],
+        &base,
+        2,
+        "back-to-back",
+    );
     std::thread::sleep(Duration::from_secs(1));
     let started = Instant::now();
     for _ in 0..10 {
@@ -468,6 +474,7 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     }
     let python = python.finish();
     let go = go.finish();
+    let go_busy = go_busy.finish();
     report(
         "container-https",
         &format!(
@@ -475,6 +482,7 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
              16 pooled Python clients over TLS (HTTP/1.1, GET and POST, 0-300 ms pauses, no retry): \
              {} requests, {} failed, {} answered with Connection: close\n  \
              8 pooled Go net/http clients (h2 over TLS): {} requests, {} failed, protocols {}\n  \
+             2 back-to-back Go net/http clients (h2 over TLS): {} requests, {} failed\n  \
              systemd-analyze security: {security}\n",
             reloads.as_secs_f64(),
             (started.elapsed() - reloads).as_secs_f64(),
@@ -483,11 +491,14 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
             python["closes"],
             go["ok"],
             go["failed"],
-            go["proto"]
+            go["proto"],
+            go_busy["ok"],
+            go_busy["failed"]
         ),
     );
     assert_eq!(python["failed"], 0, "{python}");
     assert_eq!(go["failed"], 0, "{go}");
+    assert_eq!(go_busy["failed"], 0, "{go_busy}");
     assert!(python["ok"].as_u64().unwrap() > 500, "{python}");
     assert!(go["ok"].as_u64().unwrap() > 300, "{go}");
 }

@@ -332,3 +332,59 @@ fn a_request_body_that_trickles_over_http2_is_cut_at_the_body_timeout() {
     assert!(text.ends_with(" 408 2"), "{text}");
     assert!(text.contains("server.client_body_timeout"), "{text}");
 }
+
+/// A client that opens an HTTP/2 connection and then says nothing, not
+/// even acknowledging the server's ping: the server's preface and SETTINGS,
+/// then at `server.keep_alive` a GOAWAY (and its ping), and the end of the
+/// connection `server.client_header_timeout` later. Printed: the frame types
+/// received and when the connection ended.
+const SILENT_H2_CLIENT: &str = r#"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+s.settimeout(30)
+start, data = time.time(), b""
+while True:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+types, i = [], 0
+while i + 9 <= len(data):
+    types.append(data[i + 3])
+    i += 9 + int.from_bytes(data[i:i + 3], "big")
+print(round(time.time() - start, 2), *types)
+"#;
+
+#[test]
+fn an_idle_http2_connection_gets_goaway_at_the_keep_alive_timeout_and_ends() {
+    let cert = Cert::new();
+    let (http, https) = addrs();
+    let _proc = start(
+        &cert,
+        &http,
+        &https,
+        &[
+            ("HANDOFF__SERVER__KEEP_ALIVE", "1s"),
+            ("HANDOFF__SERVER__CLIENT_HEADER_TIMEOUT", "1s"),
+        ],
+    );
+    answering_pid(&http, Duration::from_secs(10));
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(SILENT_H2_CLIENT)
+        .arg(port_of(&http))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split_whitespace();
+    let took: f64 = fields
+        .next()
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
+    let frames: Vec<&str> = fields.collect();
+    // SETTINGS (4), then GOAWAY (7) and PING (6).
+    assert!(frames.contains(&"7") && frames.contains(&"6"), "{text}");
+    assert!((1.5..5.0).contains(&took), "ended after {took} s: {text}");
+}

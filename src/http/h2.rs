@@ -19,12 +19,12 @@
 //! `server.client_body_timeout` ends in an error for the handler, and a
 //! connection with no stream for `server.keep_alive` is closed with GOAWAY.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::rc::Rc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use actix_http::body::{BodySize, BoxBody, MessageBody};
@@ -51,7 +51,9 @@ const CHUNK: usize = 16 * 1024;
 /// What an HTTP/2 connection is served with.
 #[derive(Clone, Copy)]
 pub(crate) struct Limits {
-    /// The preface and SETTINGS must arrive within this.
+    /// The preface and SETTINGS must arrive within this; and after a
+    /// GOAWAY, a client that does not acknowledge it is closed after this
+    /// (once it has no stream open).
     pub handshake_timeout: Duration,
     /// Idle (no stream) this long: GOAWAY and close. Zero: never.
     pub keep_alive: Duration,
@@ -83,19 +85,26 @@ where
         return Ok(());
     };
     let mut connection = connection?;
-    let open = Rc::new(Cell::new(0usize));
+    let open = Rc::new(Streams::default());
     let mut drain = pin!(drain);
     let mut draining = false;
     let mut idle: Option<Pin<Box<Sleep>>> = None;
+    // Armed at the GOAWAY: h2 closes once the client acknowledges its ping
+    // and the streams are done; one that never acknowledges is closed here,
+    // once no stream of it is open, after this grace.
+    let mut closing: Option<Pin<Box<Sleep>>> = None;
+    let grace = limits.handshake_timeout;
     poll_fn(|cx| {
         loop {
+            // The last stream's end wakes this task (idle timer, closing).
+            open.watch(cx);
             if !draining && drain.as_mut().poll(cx).is_ready() {
                 draining = true;
                 connection.graceful_shutdown();
             }
             // Idle: armed while no stream is open, for keep_alive.
             if !draining && !limits.keep_alive.is_zero() {
-                if open.get() > 0 {
+                if open.count.get() > 0 {
                     idle = None;
                 } else {
                     let timer = idle.get_or_insert_with(|| Box::pin(sleep(limits.keep_alive)));
@@ -103,6 +112,12 @@ where
                         draining = true;
                         connection.graceful_shutdown();
                     }
+                }
+            }
+            if draining {
+                let timer = closing.get_or_insert_with(|| Box::pin(sleep(grace)));
+                if timer.as_mut().poll(cx).is_ready() && open.count.get() == 0 {
+                    return Poll::Ready(Ok(()));
                 }
             }
             match connection.poll_accept(cx) {
@@ -133,18 +148,41 @@ where
 }
 
 /// Counts an open stream while held.
-struct Open(Rc<Cell<usize>>);
+struct Open(Rc<Streams>);
+
+/// The streams of one connection being answered, and the connection's task
+/// to wake when the last one ends.
+#[derive(Default)]
+struct Streams {
+    count: Cell<usize>,
+    connection: RefCell<Option<Waker>>,
+}
+
+impl Streams {
+    fn watch(&self, cx: &Context<'_>) {
+        let mut waker = self.connection.borrow_mut();
+        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *waker = Some(cx.waker().clone());
+        }
+    }
+}
 
 impl Open {
-    fn new(count: &Rc<Cell<usize>>) -> Self {
-        count.set(count.get() + 1);
-        Self(count.clone())
+    fn new(streams: &Rc<Streams>) -> Self {
+        streams.count.set(streams.count.get() + 1);
+        Self(streams.clone())
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        let left = self.0.count.get() - 1;
+        self.0.count.set(left);
+        if left == 0
+            && let Some(waker) = self.0.connection.borrow().as_ref()
+        {
+            waker.wake_by_ref();
+        }
     }
 }
 
