@@ -156,8 +156,9 @@ impl Default for TlsSettings {
             certificate: None,
             key: None,
             listen: Vec::new(),
-            // nginx's and actix-tls's: long enough for a slow mobile link,
-            // short enough that a silent client frees its slot.
+            // Between actix-tls's 3 s, which a slow mobile link on a cold
+            // start can miss, and nginx's 60 s, which lets a silent client
+            // hold a handshake slot for a minute.
             handshake_timeout: Duration::from_secs(10),
             // actix-tls's default per worker: a handshake costs a few
             // hundred microseconds of CPU, so 256 keep a worker busy without
