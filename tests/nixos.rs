@@ -155,6 +155,7 @@ const RUN_HERE: &[&str] = &[
     "activation.nix",
     "fleet.nix",
     "hardening.nix",
+    "https.nix",
     "reload.nix",
     "restart.nix",
     "switch.nix",
