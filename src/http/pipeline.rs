@@ -18,7 +18,7 @@ use actix_web::web;
 
 use super::conn::{Conn, ConnState, Stream};
 use super::state::AppState;
-use super::workers::Worker;
+use super::workers::{Live, Worker};
 use super::{Arrival, ConnFactory, Parts, PeerAddr, Security, h2, middleware, tls};
 use crate::handover::Handover;
 
@@ -127,6 +127,36 @@ struct ConnSetup {
     request_timeout: Duration,
 }
 
+impl ConnSetup {
+    /// An HTTP/2 connection, plain or TLS, served until it ends; counted
+    /// (`live`) until then.
+    async fn serve_h2<T, M>(
+        &self,
+        io: T,
+        peer: Option<std::net::SocketAddr>,
+        app: Rc<M>,
+        _live: Live,
+    ) where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+        M: Service<
+                actix_http::Request,
+                Response = actix_http::Response<middleware::Counted>,
+                Error = actix_web::Error,
+            > + 'static,
+    {
+        let drain = self.handover.draining();
+        if let Err(e) = h2::serve(io, peer, app, drain, self.h2).await {
+            tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
+        }
+    }
+
+    /// An HTTP/1.1 connection's `Conn`, plain or TLS.
+    fn conn<T: Stream>(&self, io: T, live: Live) -> Conn<T> {
+        let send_timeout = self.state.settings.server.send_timeout;
+        Conn::new(io, send_timeout, self.handover.clone(), live)
+    }
+}
+
 /// A plain connection: HTTP/2 if it begins with the HTTP/2 preface (prior
 /// knowledge), HTTP/1.1 otherwise.
 async fn serve_plain<S, M, H>(
@@ -150,20 +180,14 @@ where
     if setup.http2 {
         match h2::sniff(&io, setup.h2.handshake_timeout).await {
             h2::Sniffed::Http2 => {
-                let _live = live;
-                let drain = setup.handover.draining();
-                if let Err(e) = h2::serve(io, peer, app, drain, setup.h2).await {
-                    tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
-                }
+                setup.serve_h2(io, peer, app, live).await;
                 return Ok(());
             }
             h2::Sniffed::Gone => return Ok(()),
             h2::Sniffed::Http1 => {}
         }
     }
-    let send_timeout = setup.state.settings.server.send_timeout;
-    let conn = Conn::new(io, send_timeout, setup.handover.clone(), live);
-    h1.call((conn, peer)).await
+    h1.call((setup.conn(io, live), peer)).await
 }
 
 /// A TLS connection: the handshake, then HTTP/2 if ALPN chose it.
@@ -196,16 +220,10 @@ where
         .await
         .map_err(|e| DispatchError::Io(e.into()))?;
     if io.is_h2() {
-        let _live = live;
-        let drain = setup.handover.draining();
-        if let Err(e) = h2::serve(io, peer, app, drain, setup.h2).await {
-            tracing::debug!(error = %e, "HTTP/2 connection ended with an error");
-        }
+        setup.serve_h2(io, peer, app, live).await;
         return Ok(());
     }
-    let send_timeout = setup.state.settings.server.send_timeout;
-    let conn = Conn::new(io, send_timeout, setup.handover.clone(), live);
-    h1.call((conn, peer)).await
+    h1.call((setup.conn(io, live), peer)).await
 }
 
 /// The HTTP/1.1 dispatcher over one kind of connection, calling `app`.
