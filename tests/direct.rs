@@ -474,7 +474,7 @@ fn https_from_a_second_host_socket_in_the_direct_mode_survives_reloads() {
     .stderr(std::process::Stdio::piped());
     let mut activator = Proc::spawn(cmd);
     wait_until_serving(&http, Duration::from_secs(60));
-    let port = https.rsplit(':').next().unwrap();
+    let port = port_of(&https);
     let base = format!("https://localhost:{port}");
     let python = support::clients::PooledClients::start(&base, 8, &cert);
     let go =

@@ -79,23 +79,6 @@ fn addrs() -> (String, String) {
     )
 }
 
-fn port_of(addr: &str) -> &str {
-    addr.rsplit(':').next().unwrap()
-}
-
-fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn curl_speaks_http2_by_alpn_on_tls_and_with_prior_knowledge_on_plain_sockets() {
     let cert = Cert::new();

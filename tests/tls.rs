@@ -184,24 +184,6 @@ fn served_serial(addr: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The port of `host:port`.
-fn port_of(addr: &str) -> &str {
-    addr.rsplit(':').next().unwrap()
-}
-
-fn curl(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn metric(addr: &str, line_prefix: &str) -> f64 {
     let body = get(addr, "/metrics").unwrap().body;
     body.lines()

@@ -9,49 +9,66 @@ use std::sync::OnceLock;
 
 use super::python;
 
-/// Python clients over HTTPS, each request's outcome counted.
-pub struct PooledClients {
+/// Clients run as a process until told to stop (a file appears), which
+/// then print their counts as JSON.
+pub struct Clients {
+    what: &'static str,
     child: std::process::Child,
     stop: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl PooledClients {
-    pub fn start(base: &str, clients: usize, ca: &Path) -> Self {
+impl Clients {
+    /// Runs the command `make` builds given the stop file's path.
+    fn spawn(what: &'static str, make: impl FnOnce(&Path) -> Command) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let stop = dir.path().join("stop");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pooled_clients.py");
-        let child = Command::new(python())
-            .arg(script)
-            .arg(base)
-            .arg(clients.to_string())
-            .arg(&stop)
-            .arg(ca)
+        let child = make(&stop)
             .stdout(Stdio::piped())
             .spawn()
-            .unwrap();
+            .unwrap_or_else(|e| panic!("cannot run the {what}: {e}"));
         Self {
+            what,
             child,
             stop,
             _dir: dir,
         }
     }
 
+    /// Stops them; what they counted.
     pub fn finish(mut self) -> serde_json::Value {
         std::fs::write(&self.stop, b"").unwrap();
         let mut stdout = Vec::new();
         std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "the clients failed: {status}");
+        assert!(status.success(), "the {} failed: {status}", self.what);
         serde_json::from_slice(&stdout).unwrap()
     }
 }
 
-impl Drop for PooledClients {
+impl Drop for Clients {
     /// A test that failed half-way leaves no clients running.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Python clients over HTTPS (tests/clients/pooled_clients.py), each
+/// request's outcome counted.
+pub struct PooledClients;
+
+impl PooledClients {
+    pub fn start(base: &str, clients: usize, ca: &Path) -> Clients {
+        Clients::spawn("Python clients", |stop| {
+            let mut cmd = Command::new(python());
+            cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pooled_clients.py"))
+                .arg(base)
+                .arg(clients.to_string())
+                .arg(stop)
+                .arg(ca);
+            cmd
+        })
     }
 }
 
@@ -80,47 +97,35 @@ pub fn go_clients() -> &'static Path {
     })
 }
 
-/// Go clients running until `finish`.
-pub struct GoClients {
-    child: std::process::Child,
-    stop: PathBuf,
-    _dir: tempfile::TempDir,
-}
+/// Go's net/http clients (tests/clients/h2_clients.go).
+pub struct GoClients;
 
 impl GoClients {
-    pub fn start(transport: &[&str], base: &str, clients: usize, mode: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let stop = dir.path().join("stop");
-        let child = Command::new(go_clients())
-            .args(transport)
-            .arg(base)
-            .arg(clients.to_string())
-            .arg(mode)
-            .arg(&stop)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            stop,
-            _dir: dir,
-        }
-    }
-
-    pub fn finish(mut self) -> serde_json::Value {
-        std::fs::write(&self.stop, b"").unwrap();
-        let mut stdout = Vec::new();
-        std::io::Read::read_to_end(self.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "the Go clients failed: {status}");
-        serde_json::from_slice(&stdout).unwrap()
+    pub fn start(transport: &[&str], base: &str, clients: usize, mode: &str) -> Clients {
+        Clients::spawn("Go clients", |stop| {
+            let mut cmd = Command::new(go_clients());
+            cmd.args(transport)
+                .arg(base)
+                .arg(clients.to_string())
+                .arg(mode)
+                .arg(stop);
+            cmd
+        })
     }
 }
 
-impl Drop for GoClients {
-    /// A test that failed half-way leaves no clients running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// curl with `args`, silent but for errors, 10 s at most: whether it
+/// succeeded, its output, and its log (stderr; `-v` puts the TLS and
+/// HTTP/2 details there).
+pub fn curl(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -386,6 +386,11 @@ pub fn wait_for_new_pid(addr: &str, old: u32, limit: Duration) -> Option<u32> {
     }
 }
 
+/// The port of `host:port`.
+pub fn port_of(addr: &str) -> &str {
+    addr.rsplit(':').next().unwrap()
+}
+
 /// A port that was free a moment ago (the test binds it right after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
