@@ -107,7 +107,9 @@ in
     + ''
     def answering_pid():
         out = machine.succeed("curl --fail --silent --max-time 30 http://127.0.0.1:8080/")
-        return int(re.search(r" pid (\d+) ", out).group(1))
+        found = re.search(r" pid (\d+) ", out)
+        assert found is not None, f"no pid in {out!r}"
+        return int(found.group(1))
 
     def wait_for_new_pid(old):
         machine.wait_until_succeeds(
@@ -115,16 +117,18 @@ in
         )
         return answering_pid()
 
-    def under_load(command, times):
-        """Runs `command` `times` times under the load (mixed and pooled), 1.5 s apart,
-        checking that a new process answers after each; the load's report."""
+    def under_load(command, times, pause=1):
+        """Runs `command` `times` times under the load (mixed and pooled),
+        `pause` seconds apart (in the machine's time, whole seconds as the
+        driver's sleep takes them), checking that a new process answers
+        after each; the load's report."""
         start_load()
         machine.sleep(2)
         pid = answering_pid()
         for _ in range(times):
             machine.succeed(command)
             pid = wait_for_new_pid(pid)
-            machine.sleep(1.5)
+            machine.sleep(pause)
         return finish_load()
   '';
 }

@@ -3,7 +3,10 @@
 //! containers with the units the NixOS module renders for each node
 //! (tests/nixos/run.py, nix/eval/vm-test.nix), through an implementation of
 //! the NixOS test driver's machine API (tests/nixos/driver.py) whose
-//! semantics are checked against the real driver's (tests/nixos/test_driver.py).
+//! semantics are checked against the real driver's (tests/nixos/driver_test.py).
+//! Before any of that, every script passes the checks nixpkgs' driver
+//! derivation runs before a VM boots (tests/nixos/script_checks.py: mypy
+//! and pyflakes, ty and ruff, against the driver's real signatures).
 //! A script's failed assertion fails its test; a test that cannot run here
 //! says why (run.py --list).
 //!
@@ -276,7 +279,7 @@ fn a_failed_assertion_fails_the_run_with_the_scripts_own_message() {
     }
 }
 
-/// The driver's semantics against the real driver's (tests/nixos/test_driver.py),
+/// The driver's semantics against the real driver's (tests/nixos/driver_test.py),
 /// on a container of the nodes' image.
 #[test]
 fn the_driver_keeps_the_nixos_test_drivers_semantics() {
@@ -297,12 +300,96 @@ fn the_driver_keeps_the_nixos_test_drivers_semantics() {
     );
     let image = String::from_utf8(image.stdout).unwrap();
     let out = python()
-        .arg(root().join("tests/nixos/test_driver.py"))
+        .arg(root().join("tests/nixos/driver_test.py"))
         .arg(image.trim())
         .output()
         .expect("python3");
     let err = String::from_utf8_lossy(&out.stderr);
     println!("{err}");
-    assert!(out.status.success(), "tests/nixos/test_driver.py failed");
+    assert!(out.status.success(), "tests/nixos/driver_test.py failed");
     assert!(err.contains("\nOK"), "{err}");
+}
+
+/// The checkers nixpkgs' driver derivation runs (mypy, pyflakes, ty, ruff),
+/// from `$HANDOFF_SCRIPT_CHECKERS` (a bin directory; tests/run installs
+/// them from tests/nixos/gates/requirements.txt), or None, the test
+/// recorded as skipped.
+fn script_checkers(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("HANDOFF_SCRIPT_CHECKERS").map(PathBuf::from);
+    match dir {
+        Some(dir)
+            if ["mypy", "pyflakes", "ty", "ruff"]
+                .iter()
+                .all(|t| dir.join(t).exists()) =>
+        {
+            Some(dir)
+        }
+        _ => {
+            podman::record_skip(
+                test,
+                "no mypy, pyflakes, ty and ruff in $HANDOFF_SCRIPT_CHECKERS (tests/run installs them)",
+            );
+            None
+        }
+    }
+}
+
+/// Runs tests/nixos/script_checks.py with `args` on every rendered script.
+fn script_checks(checkers: &Path, args: &[&str]) -> (bool, String) {
+    let rendered = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json"])
+        .arg(root().join(".ci/vm-test-scripts.nix"))
+        .env("NIX_CONFIG", "build-users-group =")
+        .output()
+        .expect("nix-instantiate");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let mut child = python()
+        .arg(root().join("tests/nixos/script_checks.py"))
+        .arg("--tools")
+        .arg(checkers)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rendered.stdout).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Every VM test script passes what nixpkgs checks before a VM boots:
+/// mypy and pyflakes (NixOS 25.11), ty and ruff (26.05 and later).
+#[test]
+fn every_vm_test_script_passes_the_drivers_type_check_and_lint() {
+    let name = "every_vm_test_script_passes_the_drivers_type_check_and_lint";
+    let Some(checkers) = script_checkers(name) else {
+        return;
+    };
+    let (ok, out) = script_checks(&checkers, &[]);
+    println!("{out}");
+    assert!(ok, "a VM test script fails the driver's checks (above)");
+}
+
+/// The checks can fail: `machine.sleep(0.5)`, a duplicate import, a method
+/// the driver has not, an undefined name and `.group()` on a possible None
+/// each fail the checkers that must catch them.
+#[test]
+fn the_script_checks_fail_on_known_defects() {
+    let name = "the_script_checks_fail_on_known_defects";
+    let Some(checkers) = script_checkers(name) else {
+        return;
+    };
+    let (ok, out) = script_checks(&checkers, &["--self-test"]);
+    println!("{out}");
+    assert!(ok, "the script checks' self-test failed (above)");
 }

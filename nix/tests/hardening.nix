@@ -12,7 +12,9 @@ pkgs.testers.runNixOSTest {
     machine.succeed("curl --fail --silent http://127.0.0.1:8080/healthz")
     report = machine.succeed("systemd-analyze security --no-pager handoff.service")
     print(report)
-    score = float(re.search(r"Overall exposure level for handoff.service: ([0-9.]+)", report).group(1))
+    found = re.search(r"Overall exposure level for handoff.service: ([0-9.]+)", report)
+    assert found is not None, report
+    score = float(found.group(1))
     assert score <= 0.5, f"exposure {score} above 0.5"
   '';
 }

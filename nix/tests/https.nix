@@ -70,7 +70,9 @@ pkgs.testers.runNixOSTest {
 
     with subtest("the hardening holds with HTTPS on"):
         report = machine.succeed("systemd-analyze security --no-pager handoff.service")
-        score = float(re.search(r"Overall exposure level for handoff.service: ([0-9.]+)", report).group(1))
+        found = re.search(r"Overall exposure level for handoff.service: ([0-9.]+)", report)
+        assert found is not None, report
+        score = float(found.group(1))
         assert score <= 0.5, f"exposure {score} above 0.5"
         print(f"exposure {score} with HTTPS on")
   '';

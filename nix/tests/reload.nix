@@ -10,7 +10,6 @@ pkgs.testers.runNixOSTest {
   name = "handoff-reload";
   nodes.machine = support.node;
   testScript = ''
-    import json
     ${support.python pkgs}
     machine.wait_for_unit("handoff.socket")
     report = under_load("systemctl reload handoff.service", times=10)

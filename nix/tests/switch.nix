@@ -25,7 +25,6 @@ pkgs.testers.runNixOSTest {
       inherit (nodes.machine.system.build) toplevel;
     in
     ''
-      import json
       ${support.python pkgs}
 
       def build():

@@ -28,7 +28,9 @@ pkgs.testers.runNixOSTest {
 
     def hello_generation():
         metrics = machine.succeed("curl --fail --silent http://127.0.0.1:8081/metrics")
-        return int(re.search(r"^handoff_generation (\d+)$", metrics, re.M).group(1))
+        found = re.search(r"^handoff_generation (\d+)$", metrics, re.M)
+        assert found is not None, metrics
+        return int(found.group(1))
 
     machine.wait_for_unit("handoff.socket")
     machine.wait_for_unit("hello.socket")
@@ -41,9 +43,9 @@ pkgs.testers.runNixOSTest {
     machine.sleep(2)
     for _ in range(5):
         machine.succeed("systemctl reload handoff.service")
-        machine.sleep(1.5)
+        machine.sleep(1)
         machine.succeed("systemctl reload hello.service")
-        machine.sleep(1.5)
+        machine.sleep(1)
     finish_load()
     finish_load(unit="hello-load")
 

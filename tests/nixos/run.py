@@ -37,7 +37,7 @@ from typing import NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from driver import Driver, Logger, Machine  # noqa: E402
+from driver import Driver, Logger, QemuMachine  # noqa: E402
 from nodes import Binaries, Node, toplevels_of  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def main() -> int:
             )
             created.append(container)
             podman("cp", f"{etc}/.", f"{container}:/etc/")
-            machines.append(Machine(node.name, container, logger))
+            machines.append(QemuMachine(node.name, container, logger))
         logger.log(f"{args.test}: nodes {', '.join(f'{n} ({a})' for n, a in addresses.items())}")
         # The script's prints and the driver's log in one stream, in order.
         with contextlib.redirect_stdout(sys.stderr):

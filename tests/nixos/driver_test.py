@@ -16,19 +16,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from driver import Driver, Logger, Machine, RequestedAssertionFailed, retry  # noqa: E402
+from driver import Driver, Logger, QemuMachine, RequestedAssertionFailed, retry  # noqa: E402
 
 IMAGE = ""
 
 
-def create(container: str) -> Machine:
+def create(container: str) -> QemuMachine:
     """A machine on a new container of IMAGE, not started."""
     subprocess.run(
         ["podman", "create", "--name", container, "--systemd=always", "--network=none", IMAGE],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    return Machine("machine", container, Logger())
+    return QemuMachine("machine", container, Logger())
 
 
 def remove(container: str) -> None:
@@ -36,7 +36,7 @@ def remove(container: str) -> None:
 
 
 class OnAMachine(unittest.TestCase):
-    machine: Machine
+    machine: QemuMachine
     container = f"handoff-driver-test-{os.getpid()}"
 
     @classmethod
@@ -196,7 +196,7 @@ class Semantics(unittest.TestCase):
         self.assertGreaterEqual(len(calls), 3)
 
     def run_script(self, script: str, names: list[str]) -> tuple[int, str]:
-        machines = [Machine(n, f"unused-{n}", Logger()) for n in names]
+        machines = [QemuMachine(n, f"unused-{n}", Logger()) for n in names]
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             status = Driver(machines, script, Logger()).run_tests()

@@ -1,0 +1,2 @@
+from driver import DebugAbstract as DebugAbstract
+from driver import DebugNop as DebugNop

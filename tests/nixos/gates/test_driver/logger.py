@@ -1,0 +1,2 @@
+from driver import AbstractLogger as AbstractLogger
+from driver import CompositeLogger as CompositeLogger
