@@ -14,6 +14,7 @@
 # `services.handoff.enable` runs the reference service as the entry `handoff`.
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -64,11 +65,21 @@ let
       {
         certificate = "/var/lib/acme/${app.tls.acmeHost}/fullchain.pem";
         key = "/var/lib/acme/${app.tls.acmeHost}/key.pem";
-        group = acmeCerts.${app.tls.acmeHost}.group;
+        inherit (acmeCerts.${app.tls.acmeHost}) group;
       }
     else
       { inherit (app.tls) certificate key group; };
   httpsOf = app: app.tls.listen != [ ];
+  acmeOf = app: if httpsOf app then app.tls.acmeHost else null;
+  acmeHosts = lib.unique (lib.filter (h: h != null) (map acmeOf (lib.attrValues cfg.apps)));
+
+  # Whether a configuration other than this module declares
+  # security.acme.certs.<host>: this module's own definition (the reload at
+  # renewal) declares it too, and the ACME module's assertions about an
+  # undeclared certificate do not say where it came from.
+  acmeDeclared =
+    host:
+    lib.any (def: def.file != toString ./module.nix && def.value ? ${host}) options.security.acme.certs.definitionsWithLocations;
 
   # Whether two listen entries cannot both bind: the same path, or the same
   # port on addresses that overlap (a wildcard covers the specific ones).
@@ -305,7 +316,11 @@ let
         inherit (app) description;
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
         requires = sockets;
-        after = sockets;
+        # An ACME certificate's files exist once acme-HOST.service has run
+        # (it writes a self-signed one until the CA answers), as nixpkgs'
+        # own consumers of a certificate order themselves.
+        wants = lib.optional (acmeOf app != null) "acme-${acmeOf app}.service";
+        after = sockets ++ lib.optional (acmeOf app != null) "acme-${acmeOf app}.service";
 
         # A switch with a new package or settings reloads: ExecReload runs the
         # new binary with the new configuration, which takes over the sockets
@@ -411,6 +426,10 @@ let
       message = "${optionOf name}.tls: set tls.acmeHost or tls.certificate and tls.key, not both.";
     }
     {
+      assertion = acmeOf app != null -> acmeDeclared (acmeOf app);
+      message = "${optionOf name}.tls.acmeHost is \"${toString (acmeOf app)}\", but security.acme.certs.\"${toString (acmeOf app)}\" is not declared: declare the certificate (its domain, email and challenge; see the NixOS manual's ACME chapter), or serve files with tls.certificate and tls.key.";
+    }
+    {
       assertion = !(app.tls.key != null && lib.hasPrefix builtins.storeDir app.tls.key);
       message = "${optionOf name}.tls.key is in the Nix store, readable by every user; point it at a file outside the store.";
     }
@@ -506,14 +525,16 @@ in
           }
         ];
 
-      # A renewal reloads each app that serves the certificate.
+      # A renewal reloads each app that serves the certificate. Defining
+      # reloadServices replaces its default (security.acme.defaults'), so
+      # the defaults are added back where the certificate inherits them.
       security.acme.certs = lib.mkMerge (
         lib.mapAttrsToList (
-          name: app:
-          lib.optionalAttrs (httpsOf app && app.tls.acmeHost != null) {
-            ${app.tls.acmeHost}.reloadServices = [ "${name}.service" ];
-          }
+          name: app: lib.optionalAttrs (acmeOf app != null) { ${acmeOf app}.reloadServices = [ "${name}.service" ]; }
         ) cfg.apps
+        ++ map (host: {
+          ${host}.reloadServices = lib.optionals acmeCerts.${host}.inheritDefaults config.security.acme.defaults.reloadServices;
+        }) acmeHosts
       );
 
       networking.firewall.allowedTCPPorts = lib.concatLists (

@@ -227,7 +227,7 @@ fn every_assertion_names_the_app_and_the_option() {
             "services.handoff.apps.a.tls.listen is set: HTTPS needs tls.acmeHost, or tls.certificate and tls.key",
         ),
         (
-            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls = { listen = [ 443 ]; acmeHost = "a.org"; certificate = "/c.pem"; }; }; }"#,
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls = { listen = [ 443 ]; acmeHost = "a.org"; certificate = "/c.pem"; }; }; security.acme.certs."a.org".webroot = "/w"; }"#,
             "services.handoff.apps.a.tls: set tls.acmeHost or tls.certificate and tls.key, not both",
         ),
         (
@@ -235,7 +235,7 @@ fn every_assertion_names_the_app_and_the_option() {
             "services.handoff.apps.a.tls.key is in the Nix store",
         ),
         (
-            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ "443" ]; tls = { listen = [ "0.0.0.0:443" ]; acmeHost = "a.org"; }; }; }"#,
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ "443" ]; tls = { listen = [ "0.0.0.0:443" ]; acmeHost = "a.org"; }; }; security.acme.certs."a.org".webroot = "/w"; }"#,
             "443 (a) and 0.0.0.0:443 (a)",
         ),
     ];
@@ -382,7 +382,7 @@ fn https_gets_a_socket_named_https_the_files_in_the_settings_and_a_reload_at_ren
           services.handoff.enable = true;
           services.handoff.openFirewall = true;
           services.handoff.tls = { listen = [ 443 ]; acmeHost = "example.org"; };
-          security.acme.certs."example.org".group = "handoff-cert";
+          security.acme.certs."example.org" = { group = "handoff-cert"; webroot = "/var/lib/acme/acme-challenge"; };
           services.handoff.apps.b = {
             package = pkgs.hello;
             listen = [ "8081" ];
@@ -451,4 +451,84 @@ fn https_gets_a_socket_named_https_the_files_in_the_settings_and_a_reload_at_ren
         "{plain:?}"
     );
     assert!(v["settings"]["plain"].get("tls").is_none());
+}
+
+/// An ACME certificate is there before the service: nixpkgs' consumers of a
+/// certificate (nginx, caddy) want and order after `acme-HOST.service`,
+/// which writes a self-signed one until the CA answers. A renewal reloads
+/// each app once, and the user's `security.acme.defaults.reloadServices`
+/// stay (a definition would replace them), unless the certificate does not
+/// inherit defaults.
+#[test]
+fn an_acme_certificate_comes_before_the_service_and_keeps_the_users_reload_services() {
+    let name = "an_acme_certificate_comes_before_the_service_and_keeps_the_users_reload_services";
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let config = |inherit: &str| {
+        format!(
+            r#"{{ pkgs, ... }}: {{
+              services.handoff.enable = true;
+              services.handoff.tls = {{ listen = [ 443 ]; acmeHost = "example.org"; }};
+              services.handoff.apps.b = {{ package = pkgs.hello; listen = [ "8081" ]; tls = {{ listen = [ 8443 ]; acmeHost = "example.org"; }}; }};
+              security.acme.defaults.reloadServices = [ "mail.service" ];
+              security.acme.certs."example.org" = {{ webroot = "/var/lib/acme/acme-challenge"; {inherit} }};
+            }}"#
+        )
+    };
+    let v = eval_ok(nixpkgs, &config(""));
+    assert_eq!(failed(&v), Vec::<String>::new());
+    for service in ["handoff.service", "b.service"] {
+        let unit_section = section(unit(&v, service), "Unit");
+        assert_eq!(
+            unit_section["Wants"],
+            ["acme-example.org.service"],
+            "{service}"
+        );
+        assert!(
+            unit_section["After"][0].contains("acme-example.org.service"),
+            "{service}: {unit_section:?}"
+        );
+    }
+    let mut reload: Vec<String> =
+        serde_json::from_value(v["acme"]["example.org"]["reloadServices"].clone()).unwrap();
+    reload.sort();
+    assert_eq!(reload, ["b.service", "handoff.service", "mail.service"]);
+
+    let v = eval_ok(nixpkgs, &config("inheritDefaults = false;"));
+    let mut reload: Vec<String> =
+        serde_json::from_value(v["acme"]["example.org"]["reloadServices"].clone()).unwrap();
+    reload.sort();
+    assert_eq!(reload, ["b.service", "handoff.service"]);
+
+    // Files of its own: no ACME unit to wait for.
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ services.handoff.enable = true;
+             services.handoff.tls = { listen = [ 443 ]; certificate = "/srv/c.pem"; key = "/srv/k.pem"; }; }"#,
+    );
+    assert!(!unit(&v, "handoff.service").contains("acme"));
+}
+
+/// A `tls.acmeHost` whose certificate nobody declared is named by handoff,
+/// not only by the ACME module's assertions about a certificate the user
+/// never wrote.
+#[test]
+fn an_acme_host_that_is_not_declared_is_named() {
+    let name = "an_acme_host_that_is_not_declared_is_named";
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ services.handoff.enable = true;
+             services.handoff.tls = { listen = [ 443 ]; acmeHost = "example.org"; }; }"#,
+    );
+    let failed = failed(&v);
+    assert!(
+        failed.iter().any(|m| m.starts_with(
+            "services.handoff.apps.handoff.tls.acmeHost is \"example.org\", but security.acme.certs.\"example.org\" is not declared"
+        )),
+        "{failed:#?}"
+    );
 }

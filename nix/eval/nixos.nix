@@ -40,29 +40,27 @@ let
     hello = fakePackage "hello";
     # As pkgs.formats.toml's type (pkgs/pkgs-lib/formats.nix); `generate`
     # names a file it does not write (the result has the settings).
-    formats.toml =
-      { }:
-      {
-        type =
-          let
-            valueType =
-              with lib.types;
-              nullOr (oneOf [
-                bool
-                int
-                float
-                str
-                path
-                (attrsOf valueType)
-                (listOf valueType)
-              ])
-              // {
-                description = "TOML value";
-              };
-          in
-          valueType;
-        generate = name: value: "/nix/store/${storeHash (builtins.toJSON value)}-${name}";
-      };
+    formats.toml = _: {
+      type =
+        let
+          valueType =
+            with lib.types;
+            nullOr (oneOf [
+              bool
+              int
+              float
+              str
+              path
+              (attrsOf valueType)
+              (listOf valueType)
+            ])
+            // {
+              description = "TOML value";
+            };
+        in
+        valueType;
+      generate = name: value: "/nix/store/${storeHash (builtins.toJSON value)}-${name}";
+    };
     writeText = name: text: "/nix/store/${storeHash text}-${name}";
   }
   // lib.genAttrs [
@@ -80,8 +78,27 @@ let
   };
 
   nixosOptions =
-    { utils, ... }:
+    { utils, config, ... }:
+    let
+      evaluatedConfig = config;
+    in
     {
+      config.assertions = lib.concatLists (
+        lib.mapAttrsToList (name: cert: [
+          {
+            assertion =
+              lib.length (
+                lib.filter (x: x != null) [
+                  cert.dnsProvider
+                  cert.webroot
+                  cert.listenHTTP
+                  cert.s3Bucket
+                ]
+              ) == 1;
+            message = "(the ACME module's) Exactly one of the options `security.acme.certs.${name}.dnsProvider`, `security.acme.certs.${name}.webroot`, `security.acme.certs.${name}.listenHTTP` and `security.acme.certs.${name}.s3Bucket` is required.";
+          }
+        ]) config.security.acme.certs
+      );
       options = {
         assertions = lib.mkOption {
           type = lib.types.listOf lib.types.unspecified;
@@ -91,36 +108,55 @@ let
           type = lib.types.listOf lib.types.str;
           default = [ ];
         };
-        networking.firewall.allowedTCPPorts = lib.mkOption {
-          type = lib.types.listOf lib.types.port;
-          default = [ ];
+        networking = {
+          firewall.allowedTCPPorts = lib.mkOption {
+            type = lib.types.listOf lib.types.port;
+            default = [ ];
+          };
+          # What nixos/lib/testing/network.nix sets in each VM test node's
+          # own system (nix/eval/vm-test.nix): its name, its address, the
+          # other nodes' addresses in /etc/hosts.
+          hostName = lib.mkOption {
+            type = lib.types.str;
+            default = "nixos";
+          };
+          primaryIPAddress = lib.mkOption {
+            type = lib.types.str;
+            default = "";
+          };
+          extraHosts = lib.mkOption {
+            type = lib.types.lines;
+            default = "";
+          };
         };
-        systemd.services = lib.mkOption {
-          type = utils.systemdUtils.types.services;
-          default = { };
-        };
-        systemd.sockets = lib.mkOption {
-          type = utils.systemdUtils.types.sockets;
-          default = { };
-        };
-        systemd.globalEnvironment = lib.mkOption {
-          type = lib.types.attrs;
-          default = { };
-        };
-        # The PATH every service gets (nixos/modules/system/boot/systemd.nix).
-        systemd.defaultPath = lib.mkOption {
-          type = lib.types.listOf lib.types.package;
-          default = with pkgs; [
-            coreutils
-            findutils
-            gnugrep
-            gnused
-            systemd
-          ];
-        };
-        systemd.package = lib.mkOption {
-          type = lib.types.package;
-          default = pkgs.systemd;
+        systemd = {
+          services = lib.mkOption {
+            type = utils.systemdUtils.types.services;
+            default = { };
+          };
+          sockets = lib.mkOption {
+            type = utils.systemdUtils.types.sockets;
+            default = { };
+          };
+          globalEnvironment = lib.mkOption {
+            type = lib.types.attrs;
+            default = { };
+          };
+          # The PATH every service gets (nixos/modules/system/boot/systemd.nix).
+          defaultPath = lib.mkOption {
+            type = lib.types.listOf lib.types.package;
+            default = with pkgs; [
+              coreutils
+              findutils
+              gnugrep
+              gnused
+              systemd
+            ];
+          };
+          package = lib.mkOption {
+            type = lib.types.package;
+            default = pkgs.systemd;
+          };
         };
 
         # Stand-ins: set by the VM tests' nodes, rendered by nothing here.
@@ -128,23 +164,68 @@ let
           type = lib.types.listOf lib.types.package;
           default = [ ];
         };
-        # As nixos/modules/security/acme: the options the module sets or
-        # reads (`group` defaults to security.acme.defaults.group, "acme").
-        security.acme.certs = lib.mkOption {
-          type = lib.types.attrsOf (
-            lib.types.submodule {
-              options.group = lib.mkOption {
-                type = lib.types.str;
-                default = "acme";
+        # As nixos/modules/security/acme (default.nix, inheritableModule):
+        # the options the module sets or reads. A certificate's `group` and
+        # `reloadServices` default to security.acme.defaults' unless it sets
+        # inheritDefaults = false; a definition replaces that default. Each
+        # certificate needs exactly one way to answer the CA's challenge
+        # (the module's own assertion, below).
+        security.acme =
+          let
+            inheritable =
+              isDefaults:
+              { config, ... }:
+              let
+                inherited =
+                  name: default:
+                  if isDefaults || !config.inheritDefaults then default else acme.defaults.${name};
+              in
+              {
+                options = {
+                  group = lib.mkOption {
+                    type = lib.types.str;
+                    default = inherited "group" "acme";
+                  };
+                  reloadServices = lib.mkOption {
+                    type = lib.types.listOf lib.types.str;
+                    default = inherited "reloadServices" [ ];
+                  };
+                  webroot = lib.mkOption {
+                    type = lib.types.nullOr lib.types.str;
+                    default = inherited "webroot" null;
+                  };
+                  dnsProvider = lib.mkOption {
+                    type = lib.types.nullOr lib.types.str;
+                    default = inherited "dnsProvider" null;
+                  };
+                  listenHTTP = lib.mkOption {
+                    type = lib.types.nullOr lib.types.str;
+                    default = inherited "listenHTTP" null;
+                  };
+                }
+                // lib.optionalAttrs (!isDefaults) {
+                  inheritDefaults = lib.mkOption {
+                    type = lib.types.bool;
+                    default = true;
+                  };
+                  s3Bucket = lib.mkOption {
+                    type = lib.types.nullOr lib.types.str;
+                    default = null;
+                  };
+                };
               };
-              options.reloadServices = lib.mkOption {
-                type = lib.types.listOf lib.types.str;
-                default = [ ];
-              };
-            }
-          );
-          default = { };
-        };
+            inherit (evaluatedConfig.security) acme;
+          in
+          {
+            defaults = lib.mkOption {
+              type = lib.types.submodule (inheritable true);
+              default = { };
+            };
+            certs = lib.mkOption {
+              type = lib.types.attrsOf (lib.types.submodule (inheritable false));
+              default = { };
+            };
+          };
         # As nixos/modules/config/users-groups.nix: the groups to create
         # (the harness makes them with systemd-sysusers).
         users.groups = lib.mkOption {

@@ -69,7 +69,7 @@ let
     inherit (p) name;
     executable = lib.getExe p;
     build = p.handoffBuild or null;
-    script = p.script or null;
+    inherit ({ script = null; } // p) script;
   };
 
   render =
@@ -89,7 +89,7 @@ let
       }) (config.services.handoff.apps or { });
       packages = map package config.environment.systemPackages;
       groups = lib.attrNames config.users.groups;
-      haproxy = config.services.haproxy;
+      inherit (config.services) haproxy;
       specialisations = lib.mapAttrs (
         _: spec:
         render (
