@@ -238,8 +238,10 @@ fn every_vm_test_runs_here_or_says_why_not() {
 
 /// The harness fails a script whose assertion fails, with the script's
 /// own message: a copy of hardening.nix with its bound lowered below the
-/// unit's score, and of activation.nix waiting for a unit that does not
-/// exist (a requested assertion: the script's line is named).
+/// unit's score, of fleet.nix switching every web node to web1's system
+/// (a defect it had: the node takes web1's name and address), and of
+/// activation.nix waiting for a unit that does not exist (a requested
+/// assertion: the script's line is named).
 #[test]
 fn a_failed_assertion_fails_the_run_with_the_scripts_own_message() {
     let name = "a_failed_assertion_fails_the_run_with_the_scripts_own_message";
@@ -257,6 +259,15 @@ fn a_failed_assertion_fails_the_run_with_the_scripts_own_message() {
             "assert score <= 0.5,",
             "assert score <= 0.1,",
             "AssertionError: exposure 0.2 above 0.5",
+        ),
+        // fleet.nix as it was: every web node switched to web1's system,
+        // which carries web1's host name and address. web2 and web3 leave
+        // their addresses and lb's requests to them fail.
+        (
+            "fleet.nix",
+            "return f\"{TOPLEVEL[w.name]}/specialisation",
+            "return f\"{TOPLEVEL['web1']}/specialisation",
+            "loadgen exited",
         ),
         (
             "activation.nix",

@@ -12,6 +12,7 @@
 # as NixOS's inheritParentConfig does). Packages are stand-ins whose store
 # paths say what the harness puts there: `handoffBuild` names a build of
 # the handoff binary (HANDOFF_BUILD_ID), `script` a writeShellScriptBin.
+# Each node's system holds its own host name and address (`network`).
 { nixpkgs, file }:
 let
   system = "x86_64-linux";
@@ -90,6 +91,10 @@ let
       packages = map package config.environment.systemPackages;
       groups = lib.attrNames config.users.groups;
       inherit (config.services) haproxy;
+      network = {
+        inherit (config.networking) hostName extraHosts;
+        address = config.networking.primaryIPAddress;
+      };
       specialisations = lib.mapAttrs (
         _: spec:
         render (
@@ -101,5 +106,26 @@ let
         )
       ) config.specialisation;
     };
+
+  # What nixos/lib/testing/network.nix builds into each node's own system:
+  # its number (its name's place among the sorted names, from 1), its host
+  # name, its address on vlan 1, and every node's address in /etc/hosts. A
+  # node switched to another node's system takes that node's name and
+  # address with it, as it would in a VM.
+  numbers = lib.listToAttrs (lib.imap1 (i: name: lib.nameValuePair name i) (lib.attrNames test.nodes));
+  addressOf = name: "192.168.1.${toString numbers.${name}}";
+  network = name: {
+    networking = {
+      hostName = lib.mkDefault name;
+      primaryIPAddress = addressOf name;
+      extraHosts = lib.concatMapStrings (other: "${addressOf other} ${other}\n") (lib.attrNames test.nodes);
+    };
+  };
 in
-lib.mapAttrs (_: node: render [ node ]) test.nodes
+lib.mapAttrs (
+  name: node:
+  render [
+    node
+    (network name)
+  ]
+) test.nodes

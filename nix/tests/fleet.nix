@@ -44,7 +44,16 @@ pkgs.testers.runNixOSTest {
   testScript =
     { nodes, ... }:
     let
-      toplevel = nodes.web1.system.build.toplevel;
+      # Each host switches within its own system: the test framework builds
+      # a node's host name and address into that node's system, so another
+      # node's would take its name and address.
+      toplevels = builtins.concatStringsSep ", " (
+        map (w: "\"${w}\": \"${nodes.${w}.system.build.toplevel}\"") [
+          "web1"
+          "web2"
+          "web3"
+        ]
+      );
     in
     ''
       ${support.loadPython {
@@ -58,6 +67,10 @@ pkgs.testers.runNixOSTest {
       }}
 
       webs = [web1, web2, web3]
+      TOPLEVEL = {${toplevels}}
+
+      def switch(w, specialisation):
+          return f"{TOPLEVEL[w.name]}/specialisation/{specialisation}/bin/switch-to-configuration test"
 
       def all_in_rotation():
           # Each host ready, then HAProxy's checks see it twice (rise 2,
@@ -77,7 +90,7 @@ pkgs.testers.runNixOSTest {
       with subtest("1. rolling reload to another build"):
           start_load()
           for w in webs:
-              w.succeed("${toplevel}/specialisation/v2/bin/switch-to-configuration test")
+              w.succeed(switch(w, "v2"))
               w.sleep(2)
           finish_load()
           for w in webs:
@@ -116,7 +129,7 @@ pkgs.testers.runNixOSTest {
       with subtest("5. a broken build on one host"):
           start_load()
           pid = web2.succeed("systemctl show -P MainPID handoff.service").strip()
-          web2.fail("${toplevel}/specialisation/broken/bin/switch-to-configuration test")
+          web2.fail(switch(web2, "broken"))
           finish_load()
           assert web2.succeed("systemctl show -P MainPID handoff.service").strip() == pid
     '';

@@ -1,10 +1,11 @@
 """What each node of a VM test is, made from the NixOS module's evaluation
-(nix/eval/vm-test.nix): its /nix/store, its unit files, its systems (the
-node's toplevel and each specialisation's) and, for nodes that enable it,
-HAProxy. The store is a host directory the container mounts read-only at
-/nix/store, as a NixOS machine sees its store."""
+(nix/eval/vm-test.nix): its systems (the node's toplevel and each
+specialisation's, each with its units and the host name and address the
+test framework builds into it), its /etc and, for nodes that enable it,
+HAProxy. The store is one host directory every node's container mounts
+read-only at /nix/store, as the VMs of a test share the host's store: a
+script may run any node's system on any node."""
 
-import hashlib
 import json
 import os
 import re
@@ -89,11 +90,6 @@ def wanted_by(text: str) -> list[str]:
     return [t for line in text.splitlines() if line.startswith("WantedBy=") for t in line[9:].split()]
 
 
-def system_key(system: dict) -> str:
-    """Two nodes with equal keys have the same system (the same toplevel)."""
-    return hashlib.sha256(json.dumps(system, sort_keys=True).encode()).hexdigest()
-
-
 class Binaries:
     """The binaries the stand-in packages stand for, built by the caller:
     handoff by build id (HANDOFF_BUILD_ID), and the other workspace
@@ -105,14 +101,14 @@ class Binaries:
 
 
 class Node:
-    """One node's evaluation, laid out as a store and an /etc for its container."""
+    """One node's evaluation: its systems in the shared store, its /etc."""
 
-    def __init__(self, name: str, evaluated: dict, toplevels: dict[str, str]):
+    def __init__(self, name: str, evaluated: dict):
         self.name = name
         self.system = evaluated
-        # The toplevel store paths the test script may name on this node:
-        # its own, and those of nodes with the same system.
-        self.toplevels = toplevels
+        # `nodes.NAME.system.build.toplevel`, as .ci/vm-test-scripts.nix
+        # renders it.
+        self.toplevel = f"/nix/store/{ZEROS}-toplevel-{name}"
 
     def failed_assertions(self) -> list[str]:
         failed = list(self.system["failed"])
@@ -123,73 +119,20 @@ class Node:
     def uses_haproxy(self) -> bool:
         return bool(self.system["haproxy"].get("enable"))
 
-    def build(self, root: Path, binaries: Binaries, script: str) -> tuple[Path, Path]:
-        """Writes the node's store and /etc under `root`: (store, etc)."""
-        store = root / "store"
-        etc = root / "etc"
-        store.mkdir(parents=True)
+    @property
+    def network(self) -> dict:
+        """What nixos/lib/testing/network.nix built into this node's system:
+        hostName, address, extraHosts."""
+        return self.system["network"]
+
+    def systems(self) -> list[dict]:
+        return [self.system, *self.system["specialisations"].values()]
+
+    def build_etc(self, etc: Path) -> None:
+        """/etc as NixOS activates the node's own system: the units, their
+        targets' wants, /run/current-system, the host name and /etc/hosts,
+        HAProxy's configuration."""
         (etc / "systemd/system").mkdir(parents=True)
-        systems = [self.system, *self.system["specialisations"].values()]
-
-        def put(path: str) -> Path:
-            return store / path.removeprefix("/nix/store/")
-
-        # Packages: handoff builds, workspace binaries, shell scripts.
-        for system in systems:
-            packages = [app["package"] for app in system["apps"].values()] + system["packages"]
-            for p in packages:
-                target = put(p["executable"])
-                if target.exists():
-                    continue
-                if p["script"] is not None:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(f"#!/bin/bash\n{p['script']}\n")
-                    target.chmod(0o555)
-                elif p["build"] is not None:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(binaries.handoff[p["build"]], target)
-                elif p["name"] in binaries.others:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(binaries.others[p["name"]], target)
-            for app in system["apps"].values():
-                config = put(app["config"]["path"])
-                if not config.exists():
-                    config.write_text(toml(app["config"]["settings"]))
-
-        # Systems: this node's toplevel (under every name the script may use
-        # for it) with its units and the stand-in switch-to-configuration,
-        # and one per specialisation.
-        def toplevel(path: str, system: dict) -> None:
-            top = put(path)
-            (top / "bin").mkdir(parents=True)
-            shutil.copy(HERE / "switch-to-configuration", top / "bin/switch-to-configuration")
-            units = top / "etc/systemd/system"
-            units.mkdir(parents=True)
-            for unit, text in system["units"].items():
-                (units / unit).write_text(text)
-
-        own = self.toplevels[self.name]
-        toplevel(own, self.system)
-        for spec, system in self.system["specialisations"].items():
-            path = f"{own}-{spec}"
-            toplevel(path, system)
-            (put(own) / "specialisation").mkdir(exist_ok=True)
-            os.symlink(path, put(own) / "specialisation" / spec)
-        for path in self.toplevels.values():
-            if path != own and not put(path).exists():
-                os.symlink(own, put(path))
-
-        # Everything else the units and the script name (coreutils, curl,
-        # systemd...): Debian's, under /usr.
-        texts = [script] + [t for s in systems for t in s["units"].values()]
-        for path in sorted({m for t in texts for m in STORE_PATH.findall(t)}):
-            target = put(path)
-            # Another system's toplevel is not in this node's store.
-            if not os.path.lexists(target) and "-toplevel-" not in path:
-                os.symlink("/usr", target)
-
-        # /etc as NixOS activates it: the units, their targets' wants,
-        # /run/current-system, HAProxy's configuration.
         for unit, text in self.system["units"].items():
             (etc / "systemd/system" / unit).write_text(text)
             for target in wanted_by(text):
@@ -199,31 +142,73 @@ class Node:
         # users.groups, made at boot as NixOS makes them: by sysusers.
         if self.system["groups"]:
             (etc / "sysusers.d").mkdir()
-            (etc / "sysusers.d/nixos-groups.conf").write_text(
-                "".join(f"g {g} -\n" for g in self.system["groups"])
-            )
+            (etc / "sysusers.d/nixos-groups.conf").write_text("".join(f"g {g} -\n" for g in self.system["groups"]))
         (etc / "tmpfiles.d").mkdir()
-        (etc / "tmpfiles.d/current-system.conf").write_text(f"L+ /run/current-system - - - - {own}\n")
+        (etc / "tmpfiles.d/current-system.conf").write_text(f"L+ /run/current-system - - - - {self.toplevel}\n")
+        (etc / "hostname").write_text(self.network["hostName"] + "\n")
+        (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n" + self.network["extraHosts"])
         if self.uses_haproxy():
             (etc / "haproxy.cfg").write_text(HAPROXY_GLOBAL + self.system["haproxy"]["config"])
             (etc / "systemd/system/haproxy.service").write_text(HAPROXY_UNIT)
             wants = etc / "systemd/system/multi-user.target.wants"
             wants.mkdir(exist_ok=True)
             os.symlink("../haproxy.service", wants / "haproxy.service")
-        return store, etc
 
 
-def toplevels_of(nodes: dict[str, dict]) -> dict[str, dict[str, str]]:
-    """For each node, the toplevel paths it holds by node name: its own
-    (`/nix/store/...-toplevel-NAME`, as .ci/vm-test-scripts.nix renders
-    `nodes.NAME.system.build.toplevel`) and those of every node whose
-    system is the same, as in a real store where equal systems share a path."""
-    keys = {name: system_key(system) for name, system in nodes.items()}
-    return {
-        name: {
-            other: f"/nix/store/{ZEROS}-toplevel-{other}"
-            for other in nodes
-            if keys[other] == keys[name]
-        }
-        for name in nodes
-    }
+def build_store(store: Path, nodes: list[Node], binaries: Binaries, script: str) -> None:
+    """The store every node mounts read-only at /nix/store, as the VMs of
+    a test share the host's: every node's systems (its toplevel and each
+    specialisation, each with its units, its identity and the stand-in
+    switch-to-configuration), the packages they name, and Debian's /usr for
+    every other store path the units and the script name (coreutils, curl,
+    systemd...)."""
+    store.mkdir(parents=True)
+
+    def put(path: str) -> Path:
+        return store / path.removeprefix("/nix/store/")
+
+    systems = [s for node in nodes for s in node.systems()]
+    for system in systems:
+        packages = [app["package"] for app in system["apps"].values()] + system["packages"]
+        for p in packages:
+            target = put(p["executable"])
+            if target.exists():
+                continue
+            if p["script"] is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(f"#!/bin/bash\n{p['script']}\n")
+                target.chmod(0o555)
+            elif p["build"] is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(binaries.handoff[p["build"]], target)
+            elif p["name"] in binaries.others:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(binaries.others[p["name"]], target)
+        for app in system["apps"].values():
+            config = put(app["config"]["path"])
+            if not config.exists():
+                config.write_text(toml(app["config"]["settings"]))
+
+    def toplevel(path: str, system: dict) -> None:
+        top = put(path)
+        (top / "bin").mkdir(parents=True)
+        shutil.copy(HERE / "switch-to-configuration", top / "bin/switch-to-configuration")
+        units = top / "etc/systemd/system"
+        units.mkdir(parents=True)
+        for unit, text in system["units"].items():
+            (units / unit).write_text(text)
+        (top / "network.json").write_text(json.dumps(system["network"]))
+
+    for node in nodes:
+        toplevel(node.toplevel, node.system)
+        for spec, system in node.system["specialisations"].items():
+            path = f"{node.toplevel}-{spec}"
+            toplevel(path, system)
+            (put(node.toplevel) / "specialisation").mkdir(exist_ok=True)
+            os.symlink(path, put(node.toplevel) / "specialisation" / spec)
+
+    texts = [script] + [t for s in systems for t in s["units"].values()]
+    for path in sorted({m for t in texts for m in STORE_PATH.findall(t)}):
+        target = put(path)
+        if not os.path.lexists(target) and "-toplevel-" not in path:
+            os.symlink("/usr", target)

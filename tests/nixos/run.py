@@ -38,7 +38,7 @@ from typing import NoReturn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from driver import Driver, Logger, QemuMachine  # noqa: E402
-from nodes import Binaries, Node, toplevels_of  # noqa: E402
+from nodes import Binaries, Node, build_store  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_BASE = "localhost/debian-systemd:bookworm"
@@ -104,6 +104,14 @@ def node_image() -> str:
     return tag
 
 
+def remove_stale_networks() -> None:
+    """The networks of runs that died without removing theirs: vlan 1's
+    subnet can be had by one network at a time."""
+    for name in podman("network", "ls", "--filter", "label=handoff-vm", "--format", "{{.Name}}").split():
+        if not podman("ps", "-a", "--filter", f"network={name}", "--format", "{{.Names}}"):
+            podman("network", "rm", name, check=False)
+
+
 def pairs(values: list[str], what: str) -> dict[str, Path]:
     out = {}
     for v in values:
@@ -145,8 +153,7 @@ def main() -> int:
     evaluated = nix_eval(
         str(ROOT / "nix/eval/vm-test.nix"), "--arg", "nixpkgs", args.nixpkgs, "--argstr", "file", args.test
     )
-    toplevels = toplevels_of(evaluated)
-    nodes = [Node(name, system, toplevels[name]) for name, system in sorted(evaluated.items())]
+    nodes = [Node(name, system) for name, system in sorted(evaluated.items())]
     for node in nodes:
         if failed := node.failed_assertions():
             die(f"error: node {node.name} fails its assertions: {failed}")
@@ -157,25 +164,30 @@ def main() -> int:
     image = node_image()
     created: list[str] = []
     try:
-        podman("network", "create", run)
-        subnet = json.loads(podman("network", "inspect", run))[0]["subnets"][0]["subnet"]
-        prefix = subnet.rsplit(".", 1)[0]
-        addresses = {node.name: f"{prefix}.{10 + i}" for i, node in enumerate(nodes)}
-        hosts = [a for name, ip in addresses.items() for a in ("--add-host", f"{name}:{ip}")]
+        remove_stale_networks()
+        # vlan 1 of the test framework: 192.168.1.N for node N (the
+        # gateway podman needs takes .254, beyond any node's number).
+        podman("network", "create", "--disable-dns", "--subnet", "192.168.1.0/24",
+               "--gateway", "192.168.1.254", "--label", "handoff-vm", run)
+        build_store(work / "store", nodes, binaries, script)
         machines = []
         for node in nodes:
-            store, etc = node.build(work / node.name, binaries, script)
+            etc = work / node.name / "etc"
+            node.build_etc(etc)
             container = f"{run}-{node.name}"
             podman(
-                "create", "--name", container, "--hostname", node.name,
-                "--network", run, "--ip", addresses[node.name], *hosts,
+                "create", "--name", container, "--hostname", node.network["hostName"],
+                "--network", run, "--ip", node.network["address"], "--no-hosts",
+                # A switch to another system moves the node's address.
+                "--cap-add", "NET_ADMIN",
                 "--systemd=always", "--label", f"handoff-vm={run}",
-                "-v", f"{store}:/nix/store:ro", image,
+                "-v", f"{work / 'store'}:/nix/store:ro", image,
             )
             created.append(container)
             podman("cp", f"{etc}/.", f"{container}:/etc/")
             machines.append(QemuMachine(node.name, container, logger))
-        logger.log(f"{args.test}: nodes {', '.join(f'{n} ({a})' for n, a in addresses.items())}")
+        addresses = ", ".join(f"{n.name} ({n.network['address']})" for n in nodes)
+        logger.log(f"{args.test}: nodes {addresses}")
         # The script's prints and the driver's log in one stream, in order.
         with contextlib.redirect_stdout(sys.stderr):
             return Driver(machines, script, logger).run_tests()
