@@ -9,22 +9,11 @@
 }:
 let
   cargoToml = lib.importTOML ../Cargo.toml;
-  fs = lib.fileset;
+  source = import ./source.nix { inherit lib; };
   # Only what cargo reads: a README or Nix change does not rebuild.
-  src = fs.toSource {
-    root = ../.;
-    fileset = fs.unions [
-      ../Cargo.toml
-      ../Cargo.lock
-      ../src
-      ../examples
-      ../tests
-      # Workspace members: cargo reads every member's manifest.
-      ../benches/loadgen
-      ../benches/restart-bench
-      ../benches/cost-bench
-      ../containers
-    ];
+  src = lib.fileset.toSource {
+    inherit (source) root;
+    fileset = source.build;
   };
   common = {
     inherit src;

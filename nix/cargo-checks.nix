@@ -1,0 +1,51 @@
+# The cargo checks of `nix flake check`, as plain data: the source each
+# builds from (a fileset of nix/source.nix), the nixpkgs packages it puts on
+# PATH beside stdenv's and the Rust toolchain's, the Python packages of its
+# python3, its environment, and the script it runs in the build sandbox.
+# nix/checks.nix makes derivations of them; tests/sandbox/run.py runs the
+# same scripts in its twin of the sandbox, with Debian's builds of the same
+# packages. The script's arguments ("$@") are empty under Nix; the twin
+# passes tests/run's cargo test arguments.
+{
+  clippy = {
+    source = "build";
+    inputs = [ "clippy" ];
+    python = [ ];
+    env = { };
+    script = ''
+      cargo clippy --workspace --all-targets --offline "$@" -- -D warnings
+    '';
+  };
+  fmt = {
+    source = "build";
+    inputs = [ "rustfmt" ];
+    python = [ ];
+    env = { };
+    script = ''
+      cargo fmt --all --check
+    '';
+  };
+  # Every cargo test. The container suite needs podman and skips itself
+  # (the VM tests cover it); a test whose tool is not here records a skip.
+  test = {
+    source = "test";
+    inputs = [
+      "systemd" # systemd-socket-activate
+      "openssl" # the TLS tests' certificates
+      "curl" # the HTTPS and HTTP/2 client
+      "nghttp2" # h2load
+      "systemfd" # the listenfd development loop (tests/apps.rs)
+    ];
+    # tests/live.rs's WebSocket and server-sent-events clients, the HTTPS
+    # clients.
+    python = [
+      "websockets"
+      "requests"
+    ];
+    env.HANDOFF_SKIP_CONTAINER_TESTS = "1";
+    script = ''
+      export HANDOFF_PYTHON=$(command -v python3)
+      cargo test --workspace --offline --no-fail-fast "$@"
+    '';
+  };
+}

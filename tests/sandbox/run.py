@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""A twin of the Nix build sandbox that runs the flake's cargo checks.
+
+    tests/sandbox/run.py CHECK [--nixpkgs-lib DIR] [--keep DIR] [-- ARGS...]
+    tests/sandbox/run.py --self-test [--nixpkgs-lib DIR] [--keep DIR]
+
+CHECK is a name of nix/cargo-checks.nix (clippy, fmt, test); ARGS go to its
+script as "$@". Nix cannot build here, so this runs the check's own script
+the way a `nix flake check` build would run it, with what that build has
+and nothing else (facts from NixOS/nix's Linux derivation builder and
+nixpkgs' stdenv and Rust hooks, in our words):
+
+- the source is exactly the check's fileset (nix/source.nix), evaluated
+  with nixpkgs' lib.fileset, copied to /build/source, writable;
+- dependencies are vendored (cargo vendor) and named in
+  /build/.cargo/config.toml as nixpkgs' cargo setup hook does; cargo runs
+  with --offline as the script says;
+- no network: a new network namespace with only loopback, up;
+- a new root: /build, a new /proc (the builder's pid namespace), a /dev
+  of a few devices, a writable /tmp, and no /usr/bin, so no /usr/bin/env;
+  /bin/sh alone in /bin; a read-only /etc of passwd, group and hosts
+  (127.0.0.1 localhost) and nothing else (no resolv.conf, no CA
+  certificates); /usr's libraries and headers stand for the inputs'
+  store paths;
+- the builder is uid 1000 (nixbld), gid 100, host name localhost;
+- the environment is empty but for what Nix sets (HOME=/homeless-shelter,
+  which does not exist, TMPDIR=/build, NIX_BUILD_TOP, NIX_BUILD_CORES,
+  TERM, ...) and the spec's env; PATH is a farm of the declared inputs
+  (Debian's builds of the same programs, mapped below) plus stdenv's and
+  the Rust toolchain.
+
+--self-test proves that each of those walls stands: probes that must fail
+inside (reaching the network, writing HOME, running podman or a tool not
+declared, /usr/bin/env, reading the checkout) and, with the test fileset
+shrunk to the build fileset (a defect the flake had), the cargo test that
+reads nix/ must fail. Exit status: the script's; 2 for bad usage; 69 when
+the twin cannot be set up here (not root, no unshare); 1 when a self-test
+wall does not stand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What each nixpkgs attribute a spec names puts on PATH, as Debian's
+# binaries of the same programs. A name missing here is an error: the
+# twin would otherwise run without what Nix gives.
+INPUTS: dict[str, list[str]] = {
+    "systemd": ["systemd-socket-activate", "systemctl", "systemd-run", "journalctl"],
+    "openssl": ["openssl"],
+    "curl": ["curl"],
+    "nghttp2": ["h2load", "nghttp"],
+    "systemfd": ["systemfd"],
+    # The Rust toolchain's own: linked from its sysroot, below.
+    "clippy": [],
+    "rustfmt": [],
+}
+
+# stdenv's default PATH (nixpkgs pkgs/stdenv/generic/common-path.nix) and
+# its C compiler and make; Debian names the same programs.
+STDENV = [
+    # coreutils
+    "[", "b2sum", "base32", "base64", "basename", "cat", "chgrp", "chmod", "chown", "chroot",
+    "cksum", "comm", "cp", "csplit", "cut", "date", "dd", "df", "dir", "dircolors", "dirname",
+    "du", "echo", "env", "expand", "expr", "factor", "false", "fmt", "fold", "groups", "head",
+    "id", "install", "join", "link", "ln", "logname", "ls", "md5sum", "mkdir", "mkfifo",
+    "mknod", "mktemp", "mv", "nice", "nl", "nohup", "nproc", "numfmt", "od", "paste",
+    "pathchk", "pr", "printenv", "printf", "ptx", "pwd", "readlink", "realpath", "rm",
+    "rmdir", "seq", "sha1sum", "sha224sum", "sha256sum", "sha384sum", "sha512sum", "shred",
+    "shuf", "sleep", "sort", "split", "stat", "stdbuf", "stty", "sum", "sync", "tac", "tail",
+    "tee", "test", "timeout", "touch", "tr", "true", "truncate", "tsort", "tty", "uname",
+    "unexpand", "uniq", "unlink", "users", "vdir", "wc", "who", "whoami", "yes",
+    # findutils, diffutils, gnused, gnugrep, gawk, gnutar, gzip, bzip2, xz,
+    # bash, gnumake, patch, file
+    "find", "xargs", "diff", "cmp", "sdiff", "diff3", "sed", "grep", "egrep", "fgrep", "awk",
+    "tar", "gzip", "gunzip", "zcat", "bzip2", "bunzip2", "xz", "unxz", "bash", "make",
+    "patch", "file",
+    # binutils
+    "ar", "as", "ld", "nm", "ranlib", "strip", "objcopy",
+]
+
+# The C compiler (stdenv's cc-wrapper) that build scripts call. gcc finds
+# its own files relative to where it runs from (../lib/gcc), so it sits in
+# a store-path-like /inputs/cc with Debian's gcc directory bound below.
+COMPILER = ["cc", "gcc", "c++", "g++", "cpp"]
+
+# The Rust toolchain (rustPlatform's cargo and rustc, and the clippy and
+# rustfmt a spec names) is the sysroot of the rustc on PATH, bound whole at
+# /toolchain: its binaries find their libraries relative to themselves.
+# Files a nixpkgs package has in its store path that Debian keeps in /etc:
+# bound at the same place, read-only (the sandbox's /etc has nothing else).
+INPUT_FILES: dict[str, list[str]] = {
+    "openssl": ["/etc/ssl/openssl.cnf"],
+}
+
+# Where the programs are looked for: Debian's, and cargo's (tests/run
+# installs systemfd with cargo install).
+SEARCH = f"/usr/bin:/usr/sbin:/bin:/sbin:{Path(os.environ.get('CARGO_HOME', Path.home() / '.cargo')) / 'bin'}"
+
+SANDBOX_UID, SANDBOX_GID = 1000, 100
+
+
+class SetupError(Exception):
+    """The twin cannot be built on this machine (exit 69)."""
+
+
+def nix_eval(*args: str) -> Any:
+    out = subprocess.run(
+        ["nix-instantiate", "--eval", "--strict", "--json", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NIX_CONFIG": "build-users-group ="},
+    )
+    if out.returncode != 0:
+        raise SetupError(f"nix-instantiate failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def specs() -> dict:
+    return nix_eval(str(ROOT / "nix/cargo-checks.nix"))
+
+
+def fileset(lib: Path, name: str) -> list[Path]:
+    """The files of nix/source.nix's `name`, as nixpkgs' lib.fileset sees
+    them (relative to the checkout)."""
+    files = nix_eval(
+        str(ROOT / "tests/sandbox/fileset.nix"),
+        "--arg", "libPath", str(lib),
+        "--arg", "sourceFile", str(ROOT / "nix/source.nix"),
+        "--argstr", "name", name,
+    )
+    return sorted(Path(f).relative_to(ROOT) for f in files)
+
+
+def sync_source(files: list[Path], dest: Path) -> None:
+    """dest holds exactly `files` (plus target/, cargo's own), copied with
+    their times so that cargo's fingerprints survive a rerun."""
+    wanted = {dest / f for f in files}
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(dest.rglob("*"), reverse=True):
+        rel = path.relative_to(dest)
+        if rel.parts[0] == "target":
+            continue
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                path.rmdir()
+        elif path not in wanted:
+            path.unlink()
+    for f in files:
+        target = dest / f
+        target.parent.mkdir(parents=True, exist_ok=True)
+        src = ROOT / f
+        if not target.exists() or target.stat().st_mtime_ns != src.stat().st_mtime_ns or target.stat().st_size != src.stat().st_size:
+            shutil.copy2(src, target)
+        # Nix's unpack phase makes the source writable by the builder.
+        target.chmod(src.stat().st_mode | 0o200)
+
+
+def vendor(build: Path) -> None:
+    """/build/cargo-vendor-dir and /build/.cargo/config.toml, as nixpkgs'
+    importCargoLock and cargo setup hook make them; redone only when
+    Cargo.lock changes."""
+    vendor_dir = build / "cargo-vendor-dir"
+    lock = ROOT / "Cargo.lock"
+    stamp = vendor_dir / "Cargo.lock"
+    if not (stamp.exists() and stamp.read_bytes() == lock.read_bytes()):
+        shutil.rmtree(vendor_dir, ignore_errors=True)
+        out = subprocess.run(
+            ["cargo", "vendor", "--locked", "--versioned-dirs", str(vendor_dir)],
+            cwd=build / "source",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise SetupError(f"cargo vendor failed: {out.stderr.strip()}")
+        shutil.copy2(lock, stamp)
+    (build / ".cargo").mkdir(exist_ok=True)
+    (build / ".cargo/config.toml").write_text(
+        '[source.crates-io]\nreplace-with = "vendored-sources"\n\n'
+        '[source.vendored-sources]\ndirectory = "/build/cargo-vendor-dir"\n'
+    )
+
+
+def path_farm(farm: Path, spec: dict) -> str:
+    """Copies of every program the check's build has; returns its PATH."""
+    shutil.rmtree(farm, ignore_errors=True)
+    bins = farm / "bin"
+    bins.mkdir(parents=True)
+    programs = list(STDENV)
+    for name in spec["inputs"]:
+        if name not in INPUTS:
+            raise SetupError(f"nix/cargo-checks.nix names input {name!r}, which tests/sandbox/run.py does not map to Debian's programs")
+        programs += INPUTS[name]
+    declared = set(programs[len(STDENV):])
+    for program in programs:
+        found = shutil.which(program, path=SEARCH)
+        if found is None:
+            if program in declared:
+                raise SetupError(f"{program} is not installed here (it is on the check's PATH under Nix)")
+            continue  # a stdenv program this Debian lacks; nothing calls it
+        shutil.copy2(os.path.realpath(found), bins / program)
+    files = [f for name in spec["inputs"] for f in INPUT_FILES.get(name, [])]
+    (farm / "etc-files").write_text("".join(f"{f}\n" for f in files))
+    # nixpkgs' bash is also its sh.
+    shutil.copy2(bins / "bash", bins / "sh")
+    (farm / "cc/bin").mkdir(parents=True)
+    (farm / "cc/lib/gcc").mkdir(parents=True)
+    for program in COMPILER:
+        found = shutil.which(program, path="/usr/bin")
+        if found is None:
+            raise SetupError(f"{program} is not installed here (stdenv has it)")
+        shutil.copy2(os.path.realpath(found), farm / "cc/bin" / program)
+    if spec["python"]:
+        # python3.withPackages: Debian's python3 with the packages'
+        # Debian builds (python3-websockets, python3-requests).
+        for module in spec["python"]:
+            if subprocess.run(["/usr/bin/python3", "-c", f"import {module}"], capture_output=True).returncode != 0:
+                raise SetupError(f"python3 has no {module} (install python3-{module})")
+        real = os.path.realpath("/usr/bin/python3")
+        shutil.copy2(real, farm / "python3.real")
+        (bins / "python3").write_text('#!/bin/sh\nPYTHONHOME=/usr exec /inputs/python3.real "$@"\n')
+        (bins / "python3").chmod(0o755)
+    return "/inputs/bin:/inputs/cc/bin:/toolchain/bin"
+
+
+def sysroot() -> Path:
+    out = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+# Run as root inside the new namespaces: builds the root, then drops to the
+# builder's user and runs the script with Nix's environment.
+INSIDE = r"""
+set -eu
+new=$1; build=$2; farm=$3; toolchain=$4; shift 4
+mount --make-rprivate /
+mount -t tmpfs -o mode=0755 none "$new"
+mkdir -p "$new"/usr "$new"/build "$new"/inputs "$new"/toolchain "$new"/proc "$new"/dev "$new"/tmp "$new"/etc "$new"/bin
+# /usr without /usr/bin and /usr/sbin: libraries, headers, Python's and
+# gcc's files. /lib and /lib64 as Debian's merged /usr has them.
+for d in lib lib64 libexec include share; do
+    [ -d /usr/$d ] || continue
+    mkdir -p "$new"/usr/$d
+    mount --rbind -o ro /usr/$d "$new"/usr/$d
+done
+ln -s usr/lib "$new"/lib
+[ -d /usr/lib64 ] && ln -s usr/lib64 "$new"/lib64
+# sandbox-paths' default: /bin/sh and nothing else in /bin.
+touch "$new"/bin/sh
+mount --bind -o ro "$(readlink -f /bin/sh)" "$new"/bin/sh
+mount --bind "$build" "$new"/build
+mount --bind -o ro "$farm" "$new"/inputs
+mount --bind -o ro /usr/lib/gcc "$new"/inputs/cc/lib/gcc
+mount --bind -o ro "$toolchain" "$new"/toolchain
+# /dev as Nix makes it: a few devices, a new devpts, a tmpfs shm.
+mount -t tmpfs -o mode=0755 none "$new"/dev
+for d in full null random tty urandom zero; do
+    touch "$new"/dev/$d
+    mount --bind /dev/$d "$new"/dev/$d
+done
+mkdir "$new"/dev/shm "$new"/dev/pts
+mount -t tmpfs -o mode=1777 none "$new"/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 none "$new"/dev/pts
+ln -s pts/ptmx "$new"/dev/ptmx
+ln -s /proc/self/fd "$new"/dev/fd
+ln -s /proc/self/fd/0 "$new"/dev/stdin
+ln -s /proc/self/fd/1 "$new"/dev/stdout
+ln -s /proc/self/fd/2 "$new"/dev/stderr
+mount -t proc proc "$new"/proc
+chmod 1777 "$new"/tmp
+printf 'root:x:0:0:Nix build user:/build:/noshell\nnixbld:x:%s:%s:Nix build user:/build:/noshell\nnobody:x:65534:65534:Nobody:/:/noshell\n' {uid} {gid} >"$new"/etc/passwd
+printf 'root:x:0:\nnixbld:!:%s:\nnogroup:x:65534:\n' {gid} >"$new"/etc/group
+printf '127.0.0.1 localhost\n::1 localhost\n' >"$new"/etc/hosts
+while read -r f; do
+    mkdir -p "$new$(dirname "$f")"
+    touch "$new$f"
+    mount --bind -o ro "$f" "$new$f"
+done <"$farm"/etc-files
+chmod 0555 "$new"/etc
+ip link set lo up
+hostname localhost
+exec chroot "$new" /inputs/bin/env -i "$@"
+"""
+
+
+def own(build: Path) -> None:
+    os.chown(build, SANDBOX_UID, SANDBOX_GID)
+    for child in build.iterdir():
+        if child.name != "source" and child.lstat().st_uid != SANDBOX_UID:
+            subprocess.run(["chown", "-R", f"{SANDBOX_UID}:{SANDBOX_GID}", str(child)], check=True)
+    for top, dirs, files in os.walk(build / "source"):
+        if Path(top) == build / "source" and "target" in dirs:
+            dirs.remove("target")
+        for name in [*dirs, *files, "."]:
+            path = os.path.join(top, name)
+            if os.lstat(path).st_uid != SANDBOX_UID:
+                os.lchown(path, SANDBOX_UID, SANDBOX_GID)
+
+
+def run_in_sandbox(build: Path, farm: Path, env: dict[str, str], argv: list[str], capture: bool = False) -> tuple[int, str]:
+    if os.geteuid() != 0:
+        raise SetupError("the sandbox twin needs root (mount and network namespaces)")
+    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
+        raise SetupError("the sandbox twin needs unshare and setpriv (util-linux)")
+    new = build.parent / "root"
+    new.mkdir(exist_ok=True)
+    # The builder owns /build, as Nix's build user does.
+    # What the builder made (target/) is its own already; the rest was
+    # copied as root and is handed over. Only paths not yet its own are
+    # changed, so a rerun does not walk cargo's target directory.
+    own(build)
+    inside = INSIDE.replace("{uid}", str(SANDBOX_UID)).replace("{gid}", str(SANDBOX_GID))
+    envs = [f"{k}={v}" for k, v in env.items()]
+    # setpriv drops to the builder inside the chroot; it comes from the host
+    # by path, bound read-only under /inputs.
+    shutil.copy2(shutil.which("setpriv") or "", farm / "setpriv")
+    drop = ["/inputs/setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+    cmd = [
+        "unshare", "--mount", "--net", "--pid", "--fork", "--uts", "--ipc", "--kill-child",
+        "sh", "-c", inside, "inside", str(new), str(build), str(farm), str(sysroot()),
+        *envs, *drop, "/inputs/bin/bash", "-c", "cd /build/source && exec \"$@\"", "cd",
+        *argv,
+    ]
+    if not capture:
+        return subprocess.run(cmd).returncode, ""
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return out.returncode, out.stdout
+
+
+def nix_env(spec: dict, path: str, extra: dict[str, str]) -> dict[str, str]:
+    """What Nix and stdenv give a builder, and the spec's env."""
+    env = {
+        "PATH": path,
+        "HOME": "/homeless-shelter",
+        "NIX_BUILD_TOP": "/build",
+        "TMPDIR": "/build",
+        "TEMPDIR": "/build",
+        "TMP": "/build",
+        "TEMP": "/build",
+        "PWD": "/build/source",
+        "NIX_STORE": "/nix/store",
+        "NIX_BUILD_CORES": str(os.cpu_count() or 1),
+        "TERM": "xterm-256color",
+        "SOURCE_DATE_EPOCH": "315532800",
+    }
+    env.update(spec["env"])
+    env.update(extra)
+    return env
+
+
+def prepare(check: str, lib: Path, keep: Path, source_name: str | None = None) -> tuple[dict, Path, Path, str]:
+    all_specs = specs()
+    if check not in all_specs:
+        raise SetupError(f"no check {check!r} in nix/cargo-checks.nix (there are {', '.join(sorted(all_specs))})")
+    spec = all_specs[check]
+    build = keep / "build"
+    files = fileset(lib, source_name or spec["source"])
+    sync_source(files, build / "source")
+    vendor(build)
+    farm = keep / "inputs"
+    path = path_farm(farm, spec)
+    return spec, build, farm, path
+
+
+def run_check(check: str, lib: Path, keep: Path, args: list[str], extra_env: dict[str, str]) -> int:
+    spec, build, farm, path = prepare(check, lib, keep)
+    files = len(fileset(lib, spec["source"]))
+    print(f"sandbox: {check}: {files} files of the {spec['source']} fileset in /build/source, PATH={path}", file=sys.stderr, flush=True)
+    argv = ["/inputs/bin/bash", "-c", "set -euo pipefail\n" + spec["script"], check, *args]
+    return run_in_sandbox(build, farm, nix_env(spec, path, extra_env), argv)[0]
+
+
+# Each must fail inside the twin, as it fails in Nix's sandbox.
+PROBES = [
+    ("no interface but loopback", "tail -n +3 /proc/net/dev | grep -v ' lo:' | grep -q ."),
+    # Up, loopback refuses a closed port; down, it is unreachable.
+    ("loopback is down", "out=$( (exec 3<>/dev/tcp/127.0.0.1/1) 2>&1 ); case $out in *refused*) exit 1;; esac"),
+    ("names resolve", "curl --silent --max-time 5 http://deb.debian.org/ >/dev/null"),
+    ("HOME cannot be written", "mkdir -p $HOME/.cache"),
+    ("podman is not there", "command -v podman"),
+    ("a tool the check does not declare is not there", "command -v haproxy || command -v nix-instantiate || command -v go"),
+    ("/usr/bin/env is not there", "test -e /usr/bin/env"),
+    ("the checkout is not visible", f"test -e {ROOT}/Cargo.toml"),
+    ("files outside the fileset are not copied", "test -e /build/source/.gitignore"),
+    ("the build user is not root", "test $(id -u) = 0"),
+]
+
+
+def self_test(lib: Path, keep: Path) -> int:
+    spec, build, farm, path = prepare("test", lib, keep)
+    env = nix_env(spec, path, {})
+    broken = []
+    for name, probe in PROBES:
+        status, _ = run_in_sandbox(build, farm, env, ["/inputs/bin/bash", "-c", probe], capture=True)
+        print(f"self-test: {name}: {'yes' if status != 0 else 'NO'}", flush=True)
+        if status == 0:
+            broken.append(name)
+    # The defect the flake had: checks.cargo-test on the package's build
+    # fileset, without nix/. The test that lists nix/tests must fail, for
+    # that reason; on the test fileset the same command passes.
+    script = ["/inputs/bin/bash", "-c", "set -euo pipefail\n" + spec["script"], "test"]
+    one = ["--test", "nixos", "--", "--exact", "every_vm_test_runs_here_or_says_why_not"]
+    for source_name, should_pass in [("build", False), ("test", True)]:
+        spec, build, farm, path = prepare("test", lib, keep, source_name=source_name)
+        status, out = run_in_sandbox(build, farm, nix_env(spec, path, {}), script + one, capture=True)
+        ok = (status == 0) if should_pass else (status != 0 and "No such file or directory" in out and "every_vm_test_runs_here_or_says_why_not" in out)
+        what = f"the cargo test that reads nix/tests {'passes' if should_pass else 'fails'} on the {source_name} fileset"
+        print(f"self-test: {what}: {'yes' if ok else 'NO'}", flush=True)
+        if not ok:
+            print(out[-3000:], file=sys.stderr)
+            broken.append(what)
+    if broken:
+        print(f"self-test: walls that do not stand: {', '.join(broken)}", file=sys.stderr)
+        return 1
+    print(f"self-test: all {len(PROBES) + 2} walls stand")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("check", nargs="?")
+    parser.add_argument("--self-test", action="store_true")
+    parser.add_argument("--nixpkgs-lib", type=Path, help="nixpkgs' lib/ (default: the nixpkgs subset's, unpacked)")
+    parser.add_argument("--keep", type=Path, default=ROOT / "target/sandbox", help="where the twin keeps /build between runs")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="more environment for the check (tests/run's skip file)")
+    # What follows "--" goes to the check's script, untouched.
+    argv = sys.argv[1:]
+    script_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    opts = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if not opts.self_test and not opts.check:
+        parser.error("name a check of nix/cargo-checks.nix, or --self-test")
+    try:
+        lib = opts.nixpkgs_lib or unpacked_lib(opts.keep)
+        opts.keep.mkdir(parents=True, exist_ok=True)
+        if opts.self_test:
+            return self_test(lib, opts.keep.resolve())
+        extra = dict(e.split("=", 1) for e in opts.env)
+        return run_check(opts.check, lib, opts.keep.resolve(), script_args, extra)
+    except SetupError as e:
+        print(f"sandbox: {e}", file=sys.stderr)
+        return 69
+
+
+def unpacked_lib(keep: Path) -> Path:
+    """nixpkgs' lib from the nixpkgs-eval archive (as tests/nixpkgs/ finds it)."""
+    for archive in [
+        os.environ.get("HANDOFF_NIXPKGS_SUBSET", ""),
+        str(ROOT / "../shared/nixpkgs-eval/nixpkgs-subset.tar.gz"),
+        "/work/shared/nixpkgs-eval/nixpkgs-subset.tar.gz",
+    ]:
+        if archive and Path(archive).is_file():
+            dest = keep / "nixpkgs-subset"
+            if not (dest / "nixpkgs/lib").is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["tar", "-xzf", archive, "-C", str(dest)], check=True)
+            return dest / "nixpkgs/lib"
+    raise SetupError("no nixpkgs lib: pass --nixpkgs-lib or set HANDOFF_NIXPKGS_SUBSET")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
