@@ -1,7 +1,10 @@
 {
   description = "handoff: an actix-web service that restarts and redeploys with zero downtime under systemd socket activation";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
+  # The stable release flake.lock pins; 25.11 and nixos-unstable are
+  # supported too (README, "NixOS"): a system's own nixpkgs replaces this
+  # one with `inputs.handoff.inputs.nixpkgs.follows = "nixpkgs"`.
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:
@@ -12,11 +15,22 @@
         "aarch64-linux"
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+      checksOf = pkgs: import ./nix/checks.nix { inherit self lib pkgs; };
     in
     {
-      overlays.default = final: _prev: {
-        inherit (final.callPackage ./nix/package.nix { }) handoff;
-      };
+      # Every package of the flake, built with the nixpkgs the overlay is
+      # applied to. `hello` and `loadgen` get the prefix their pnames have:
+      # nixpkgs has a `hello` of its own.
+      overlays.default =
+        final: _prev:
+        let
+          built = final.callPackage ./nix/package.nix { };
+        in
+        {
+          inherit (built) handoff;
+          handoff-hello = built.hello;
+          handoff-loadgen = built.loadgen;
+        };
 
       packages = forAllSystems (
         pkgs:
@@ -34,19 +48,36 @@
         }
       );
 
-      # The module, with the package from this flake unless set otherwise.
+      # The module, with the package built from the system's own nixpkgs
+      # (`pkgs`): no second nixpkgs is evaluated and the closure shares the
+      # system's libraries. Set services.handoff.package to use another.
       nixosModules.default =
         { lib, pkgs, ... }:
         {
           imports = [ ./nix/module.nix ];
-          services.handoff.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.handoff;
+          services.handoff.package = lib.mkDefault (pkgs.callPackage ./nix/package.nix { }).handoff;
         };
 
+      # `nix flake check`: the quick checks (the package, clippy, rustfmt, the
+      # cargo tests, the Nix lints, the module evaluated into units) and every
+      # VM test. `nix build .#quickChecks` builds only the quick ones,
+      # `nix build .#vmTests.fleet` one VM test.
       checks = forAllSystems (
         pkgs:
-        import ./nix/checks.nix {
-          inherit self lib pkgs;
-          inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) handoff;
+        let
+          checks = checksOf pkgs;
+        in
+        checks.quick // lib.mapAttrs' (name: lib.nameValuePair "vm-${name}") checks.vmTests
+      );
+
+      legacyPackages = forAllSystems (
+        pkgs:
+        let
+          checks = checksOf pkgs;
+        in
+        {
+          quickChecks = pkgs.linkFarm "handoff-quick-checks" checks.quick;
+          inherit (checks) vmTests;
         }
       );
 

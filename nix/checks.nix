@@ -1,56 +1,83 @@
-# `nix flake check`: the cargo checks on the package's source, and every VM
-# test in nix/tests/ (picked up by file name, Linux only).
+# The flake's checks: `quick` (the package, the cargo checks of
+# nix/cargo-checks.nix on their sources, the Nix lints, the module evaluated
+# into a system) and `vmTests` (every file of nix/tests/, by its name).
 {
   self,
   lib,
   pkgs,
-  handoff,
 }:
 let
-  cargoCheck =
-    name: command:
-    handoff.overrideAttrs (old: {
-      pname = "handoff-${name}";
-      nativeBuildInputs = old.nativeBuildInputs ++ [
-        pkgs.clippy
-        pkgs.rustfmt
-      ];
-      buildPhase = ''
-        runHook preBuild
-        ${command}
-        runHook postBuild
-      '';
-      # The container suite needs podman; the VM tests cover it.
-      HANDOFF_SKIP_CONTAINER_TESTS = "1";
-      doCheck = false;
-      installPhase = "touch $out";
-    });
+  source = import ./source.nix { inherit lib; };
+  specs = import ./cargo-checks.nix;
+  inherit (pkgs.callPackage ./package.nix { }) handoff;
 
-  vmTests = lib.mapAttrs' (
-    file: _: lib.nameValuePair "vm-${lib.removeSuffix ".nix" file}" (import ./tests/${file} { inherit pkgs self; })
-  ) (lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ./tests));
+  # A cargo check is the package's build with the spec's script as its
+  # build phase, on the spec's source, with the spec's inputs on PATH;
+  # tests/sandbox/run.py runs the same script in its twin of the sandbox.
+  cargoCheck =
+    name: spec:
+    handoff.overrideAttrs (
+      old:
+      {
+        pname = "handoff-${name}";
+        src = lib.fileset.toSource {
+          inherit (source) root;
+          fileset = source.${spec.source};
+        };
+        nativeBuildInputs =
+          old.nativeBuildInputs
+          ++ map (input: pkgs.${input}) spec.inputs
+          ++ lib.optional (spec.python != [ ]) (pkgs.python3.withPackages (ps: map (p: ps.${p}) spec.python));
+        buildPhase = ''
+          runHook preBuild
+          set -- # the script's arguments: none here
+          ${spec.script}
+          runHook postBuild
+        '';
+        doCheck = false;
+        installPhase = "touch $out";
+      }
+      // spec.env
+    );
+
+  # The reference service as a NixOS system would have it: evaluating the
+  # system's derivation runs every NixOS assertion and the module's own.
+  system = lib.nixosSystem {
+    modules = [
+      self.nixosModules.default
+      {
+        nixpkgs.hostPlatform = pkgs.stdenv.hostPlatform.system;
+        boot.isContainer = true;
+        system.stateVersion = lib.trivial.release;
+        services.handoff = {
+          enable = true;
+          openFirewall = true;
+        };
+      }
+    ];
+  };
 in
 {
-  clippy = cargoCheck "clippy" "cargo clippy --workspace --all-targets --offline -- -D warnings";
-  fmt = cargoCheck "fmt" "cargo fmt --all --check";
-  cargo-test = cargoCheck "test" ''
-    export PATH=${pkgs.systemd}/bin:$PATH
-    # tests/live.rs's WebSocket and server-sent-events clients.
-    export HANDOFF_PYTHON=${
-      pkgs.python3.withPackages (ps: [
-        ps.websockets
-        ps.requests
-      ])
-    }/bin/python3
-    cargo test --workspace --offline
-  '';
-  # Lints the Nix code. statix is not on crates.io, so CI on Debian cannot run
-  # it; deadnix runs in both places.
-  nix-lint = pkgs.runCommand "handoff-nix-lint" { nativeBuildInputs = [ pkgs.statix pkgs.deadnix ]; } ''
-    cd ${self}
-    statix check .
-    deadnix --fail .
-    touch $out
-  '';
+  quick = {
+    inherit handoff;
+    clippy = cargoCheck "clippy" specs.clippy;
+    fmt = cargoCheck "fmt" specs.fmt;
+    cargo-test = cargoCheck "test" specs.test;
+    # statix exits 1 on any report; deadnix --fail on any unused binding.
+    nix-lint = pkgs.runCommand "handoff-nix-lint" { nativeBuildInputs = [ pkgs.statix pkgs.deadnix ]; } ''
+      cd ${self}
+      statix check .
+      deadnix --fail .
+      touch $out
+    '';
+    module-eval = pkgs.writeText "handoff-module-eval" ''
+      ${builtins.unsafeDiscardStringContext system.config.system.build.toplevel.drvPath}
+      ${system.config.systemd.units."handoff.socket".text}
+      ${system.config.systemd.units."handoff.service".text}
+    '';
+  };
+
+  vmTests = lib.mapAttrs' (
+    file: _: lib.nameValuePair (lib.removeSuffix ".nix" file) (import ./tests/${file} { inherit pkgs self; })
+  ) (lib.filterAttrs (file: type: type == "regular" && lib.hasSuffix ".nix" file) (builtins.readDir ./tests));
 }
-// lib.optionalAttrs pkgs.stdenv.isLinux vmTests
