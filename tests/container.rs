@@ -99,7 +99,7 @@ fn under_load(
         disrupt(c);
         let before = *pids.last().unwrap();
         // The same pid is recorded when none other answers in time:
-        // assert_new_pid_after_each judges it with the whole list.
+        // Run::assert_new_pid_after_each judges it with the whole list.
         let after = wait_for_new_pid(&c.addr(), before, NEW_PID_LIMIT).unwrap_or(before);
         pids.push(after);
         std::thread::sleep(gap);
@@ -107,6 +107,25 @@ fn under_load(
     Run {
         report: load.finish(SETTLE),
         pids,
+    }
+}
+
+impl Run {
+    /// Each disruption produced a process of its own: a reload or restart
+    /// that did nothing (the old process still answering) fails here, even
+    /// if the load lost nothing.
+    fn assert_new_pid_after_each(&self, times: usize) {
+        assert_eq!(self.pids.len(), times + 1, "pids: {:?}", self.pids);
+        for (i, pair) in self.pids.windows(2).enumerate() {
+            assert_ne!(
+                pair[0],
+                pair[1],
+                "disruption {} left pid {} answering (pids: {:?})",
+                i + 1,
+                pair[0],
+                self.pids
+            );
+        }
     }
 }
 
@@ -367,6 +386,7 @@ fn pooled_clients_lose_nothing_across_ten_reloads() {
         &run,
     );
     run.report.assert_clean(1000);
+    run.assert_new_pid_after_each(10);
     assert!(metric(c, "handoff_connections_adopted_total") > 0);
 }
 
@@ -390,6 +410,7 @@ fn pooled_clients_lose_nothing_across_ten_restarts() {
         &run,
     );
     run.report.assert_clean(1000);
+    run.assert_new_pid_after_each(10);
     assert!(metric(c, "handoff_connections_adopted_total") > 0);
     assert_eq!(c.handoff_processes(), 1);
 }
