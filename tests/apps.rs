@@ -267,13 +267,33 @@ fn kv_auth_and_cors_guard_its_routes_but_never_handoffs() {
         missing.body.contains("\"title\":\"Not Found\""),
         "{missing:?}"
     );
-    // handoff's routes: no token needed, no CORS check, not its 404.
-    let metrics = get(&addr, "/metrics").unwrap();
-    assert_eq!(metrics.status, 200);
-    assert_eq!(
-        metrics.header("vary"),
-        None,
-        "CORS saw /metrics: {metrics:?}"
+    // handoff's routes: no token needed, no CORS check, not its 404. CORS
+    // only acts on a request with an Origin: both are asked with one, and
+    // it answers the app's route and not handoff's.
+    let with_origin = |path: &str| {
+        raw(
+            &addr,
+            &format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    let app = with_origin("/kv/colour");
+    assert!(
+        app.contains("access-control-allow-origin: https://app.example"),
+        "{app}"
+    );
+    let metrics = with_origin("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    let head = metrics
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        !head.contains("access-control-") && !head.contains("\r\nvary:"),
+        "CORS saw /metrics: {head}"
     );
     assert_eq!(
         post(&addr, "/readyz", "").status,
