@@ -139,12 +139,14 @@ fn assert_clients_moved_and_lost_nothing(
             "WebSocket client {i}: {c}"
         );
         acked += got;
+        // No handshake refused: a reload serves every new connection.
+        assert_eq!(c["refused"], 0, "WebSocket client {i}: {c}");
         let conns = connections(c);
         let (last, before) = conns.split_last().unwrap();
         for conn in before {
             let code = conn["close_code"].as_u64().unwrap();
-            assert!(
-                code == 1012 || code == 503,
+            assert_eq!(
+                code, 1012,
                 "WebSocket client {i}: a session ended with {code}, not 1012: {c}"
             );
         }
@@ -180,6 +182,12 @@ fn assert_clients_moved_and_lost_nothing(
         assert!(
             c["errors"].as_array().unwrap().is_empty(),
             "SSE client {i}: {c}"
+        );
+        // A browser's EventSource gives up on any answer but 200.
+        assert_eq!(
+            c["non_200"],
+            serde_json::json!([]),
+            "SSE client {i}: a reconnect was answered other than 200: {c}"
         );
         assert_eq!(c["retry_ms"], 100, "SSE client {i}: {c}");
         events += ids.len();
