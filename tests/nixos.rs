@@ -20,6 +20,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use nixpkgs::nixpkgs;
 use podman::{serial, skipped};
@@ -91,11 +92,26 @@ fn binaries() -> &'static Binaries {
 /// Runs `test` (a file of nix/tests/), or `script` on its nodes: the exit
 /// status and everything the driver printed.
 fn run(test: &str, nixpkgs: &Path, script: Option<&Path>) -> (i32, String) {
+    run_within(test, nixpkgs, script, GLOBAL_TIMEOUT)
+}
+
+/// Each run's bound, the real driver's `--global-timeout`: a hung script
+/// fails its test instead of hanging `cargo test` (the fleet, the longest,
+/// takes about 150 s).
+const GLOBAL_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn run_within(
+    test: &str,
+    nixpkgs: &Path,
+    script: Option<&Path>,
+    timeout: Duration,
+) -> (i32, String) {
     let mut cmd = python();
     cmd.arg(root().join("tests/nixos/run.py"))
         .arg(test)
         .arg("--nixpkgs")
         .arg(nixpkgs)
+        .arg(format!("--global-timeout={}", timeout.as_secs()))
         .args(&binaries().args);
     if let Some(script) = script {
         cmd.arg("--script").arg(script);
@@ -276,6 +292,26 @@ fn a_failed_assertion_fails_the_run_with_the_scripts_own_message() {
             "machine.wait_for_unit(\"handoff.sockt\")\n",
         ),
     ];
+    // A script that hangs ends at the global timeout, failed and named.
+    let test = "activation.nix";
+    let path = dir.path().join("hung.py");
+    std::fs::write(
+        &path,
+        rendered(test).replace(
+            "machine.wait_for_unit(\"handoff.socket\")",
+            "machine.wait_for_unit(\"handoff.socket\")\nmachine.wait_until_succeeds(\"false\", timeout=900)",
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (status, out) = run_within(test, nixpkgs, Some(&path), Duration::from_secs(20));
+    assert_eq!(status, 1, "a hung script did not fail:\n{out}");
+    assert!(
+        out.contains("timeout reached; test terminating")
+            && out.contains("the global timeout of 20 s was reached"),
+        "{out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(120), "{out}");
     for (test, from, to, expected) in cases {
         let script = rendered(test);
         assert!(script.contains(from), "{test} no longer says {from:?}");

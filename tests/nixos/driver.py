@@ -31,8 +31,10 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import unittest
@@ -591,10 +593,15 @@ class AssertionTester(unittest.TestCase):
 class Driver:
     """Runs a test script against machines, as the real driver's Driver."""
 
-    def __init__(self, machines: list[QemuMachine], script: str, logger: AbstractLogger):
+    def __init__(self, machines: list[QemuMachine], script: str, logger: AbstractLogger, global_timeout: int = 24 * 60 * 60 * 7):
         self.machines = sorted(machines, key=lambda m: m.name)
         self.tests = script
         self.logger = logger
+        # As the real driver: a timer that ends the run however the script
+        # hangs (its command line's --global-timeout defaults to an hour).
+        self.global_timeout = global_timeout
+        self.race_timer = threading.Timer(global_timeout, self.terminate_test)
+        self.race_timer.daemon = True
         self.vlans: list[VLan] = []
         self.debug: DebugAbstract = DebugNop()
 
@@ -702,8 +709,19 @@ class Driver:
                 return 1
         return 0
 
+    def terminate_test(self) -> None:
+        # Runs on the timer's thread: the real driver logs, releases the
+        # machines and SIGTERMs its own process, so that a script that
+        # swallows exceptions cannot keep running. run.py turns the SIGTERM
+        # into an exit that removes the containers.
+        with self.logger.nested("timeout reached; test terminating..."):
+            os.kill(os.getpid(), signal.SIGTERM)
+
     def run_tests(self) -> int:
+        self.logger.info(f"Test will time out and terminate in {self.global_timeout} seconds")
+        self.race_timer.start()
         status = self.test_script()
+        self.race_timer.cancel()
         if status == 0:
             for machine in self.machines:
                 if machine.is_up():

@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,8 @@ def main() -> int:
     parser.add_argument("--handoff", action="append", default=[])
     parser.add_argument("--bin", action="append", default=[])
     parser.add_argument("--script")
+    # The real driver's option and default: the whole run ends after this.
+    parser.add_argument("--global-timeout", type=int, default=60 * 60)
     args = parser.parse_args()
 
     if args.list:
@@ -189,8 +192,14 @@ def main() -> int:
         addresses = ", ".join(f"{n.name} ({n.network['address']})" for n in nodes)
         logger.log(f"{args.test}: nodes {addresses}")
         # The script's prints and the driver's log in one stream, in order.
+        # The driver's timer SIGTERMs this process; the exit it becomes
+        # still removes the containers (finally, below).
+        def timed_out(signum: int, frame: object) -> None:
+            raise SystemExit(f"{args.test}: the global timeout of {args.global_timeout} s was reached (--global-timeout)")
+
+        signal.signal(signal.SIGTERM, timed_out)
         with contextlib.redirect_stdout(sys.stderr):
-            return Driver(machines, script, logger).run_tests()
+            return Driver(machines, script, logger, args.global_timeout).run_tests()
     finally:
         for container in created:
             podman("rm", "--force", "--time", "0", container, check=False)
