@@ -56,6 +56,7 @@ let
 
   self = {
     packages.${system} = {
+      inherit (pkgs) handoff;
       loadgen = fake "loadgen" { };
       inherit (pkgs) hello;
       container = fake "container" { };

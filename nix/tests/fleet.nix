@@ -8,7 +8,17 @@
 let
   support = import ../test-support.nix { inherit self; };
   v2 = (pkgs.callPackage ../package.nix { buildId = "v2"; }).handoff;
-  broken = pkgs.writeShellScriptBin "handoff" "exit 1";
+  inherit (self.packages.${pkgs.stdenv.hostPlatform.system}) handoff;
+  # A build that cannot serve. Its reload, as any build's, asks the running
+  # process for a successor from this binary (--exe), and that successor
+  # fails at once: the old process must go on serving.
+  broken = pkgs.writeShellScriptBin "handoff" ''
+    case " $* " in
+      *" reload "*) exec ${handoff}/bin/handoff "$@" --exe "$0" ;;
+    esac
+    echo "handoff (broken build): cannot start" >&2
+    exit 1
+  '';
   haproxyConfig =
     builtins.replaceStrings
       [ "server web1 127.0.0.1:8081" "server web2 127.0.0.1:8082" "server web3 127.0.0.1:8083" ]
@@ -72,6 +82,9 @@ pkgs.testers.runNixOSTest {
       def switch(w, specialisation):
           return f"{TOPLEVEL[w.name]}/specialisation/{specialisation}/bin/switch-to-configuration test"
 
+      def main_pid(w):
+          return w.succeed("systemctl show -P MainPID handoff.service").strip()
+
       def all_in_rotation():
           # Each host ready, then HAProxy's checks see it twice (rise 2,
           # inter 1s). Pids cannot tell the hosts apart: each is its own VM.
@@ -99,9 +112,15 @@ pkgs.testers.runNixOSTest {
       with subtest("2. all hosts reloaded at once"):
           start_load()
           lb.sleep(2)
+          pids = {w.name: main_pid(w) for w in webs}
           for w in webs:
-              w.execute("systemctl reload handoff.service >/dev/null 2>&1 &")
+              w.execute("rm -f /tmp/reload-status; (systemctl reload handoff.service; echo $? >/tmp/reload-status) >/dev/null 2>&1 &")
           finish_load()
+          for w in webs:
+              w.wait_until_succeeds("test -s /tmp/reload-status", timeout=60)
+              status = w.succeed("cat /tmp/reload-status").strip()
+              assert status == "0", f"{w.name}: systemctl reload exited {status}"
+              assert main_pid(w) != pids[w.name], f"{w.name}: the reload left pid {pids[w.name]} serving"
 
       with subtest("3. rolling restart with the lame duck"):
           # The lame duck's point as an order of events: HAProxy logged each
@@ -128,9 +147,11 @@ pkgs.testers.runNixOSTest {
 
       with subtest("5. a broken build on one host"):
           start_load()
-          pid = web2.succeed("systemctl show -P MainPID handoff.service").strip()
+          pid = main_pid(web2)
           web2.fail(switch(web2, "broken"))
           finish_load()
-          assert web2.succeed("systemctl show -P MainPID handoff.service").strip() == pid
+          assert main_pid(web2) == pid
+          # The running process was asked: the broken build's successor ran.
+          web2.succeed("journalctl --no-pager -u handoff.service | grep -q 'handoff (broken build): cannot start'")
     '';
 }
