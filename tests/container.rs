@@ -465,10 +465,14 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     // The hardened unit keeps its score with the HTTPS socket and the
     // certificate's group.
     let security = c.sh("systemd-analyze security --no-pager handoff.service | tail -n 1");
-    assert!(
-        security.contains("Overall exposure level for handoff.service: 0.2"),
-        "{security}"
-    );
+    let score: f64 = security
+        .split("Overall exposure level for handoff.service: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in {security:?}"));
+    // A bound: the score may improve, not worsen past the README's 0.2.
+    assert!(score <= 0.2, "{security}");
 
     let base = format!("https://localhost:{https_port}");
     let python = support::clients::PooledClients::start(&base, 16, &cert);
@@ -501,22 +505,35 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
         &format!(
             "systemd container built with --https, 10 reloads ({:.1} s) then 10 restarts ({:.1} s):\n  \
              16 pooled Python clients over TLS (HTTP/1.1, GET and POST, 0-300 ms pauses, no retry): \
-             {} requests, {} failed, {} answered with Connection: close\n  \
-             8 pooled Go net/http clients (h2 over TLS): {} requests, {} failed, protocols {}\n  \
-             2 back-to-back Go net/http clients (h2 over TLS): {} requests, {} failed\n  \
+             {} requests, {} failed, {} answered with Connection: close, {} replaced by urllib3\n  \
+             8 pooled Go net/http clients (h2 over TLS): {} requests, {} failed, {} retried \
+             after GOAWAY, protocols {}\n  \
+             2 back-to-back Go net/http clients (h2 over TLS): {} requests, {} failed, {} retried\n  \
              systemd-analyze security: {security}\n",
             reloads.as_secs_f64(),
             (started.elapsed() - reloads).as_secs_f64(),
             python["ok"],
             python["failed"],
             python["closes"],
+            python["dropped"],
             go["ok"],
             go["failed"],
+            go["retried"],
             go["proto"],
             go_busy["ok"],
-            go_busy["failed"]
+            go_busy["failed"],
+            go_busy["retried"]
         ),
     );
+    // Go's clients spoke HTTP/2 throughout: a fallback to HTTP/1.1 would
+    // not test what this claims.
+    for (name, t) in [("pooled Go", &go), ("back-to-back Go", &go_busy)] {
+        assert_eq!(
+            t["proto"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["HTTP/2.0"],
+            "{name}: {t}"
+        );
+    }
     assert_eq!(python["failed"], 0, "{python}");
     assert_eq!(go["failed"], 0, "{go}");
     assert_eq!(go_busy["failed"], 0, "{go_busy}");

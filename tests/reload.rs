@@ -273,15 +273,21 @@ fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
         &addr,
         &[
             ("NOTIFY_SOCKET", &notify_env),
-            ("WATCHDOG_USEC", "60000000"),
+            // 1 s: a ping every 0.5 s, so that the successor's own feeding
+            // shows within the test.
+            ("WATCHDOG_USEC", "1000000"),
         ],
     );
     let first = pid_of(&addr);
 
     let mut buf = [0u8; 4096];
-    let mut recv = || {
+    // The next notification other than a bare watchdog ping.
+    let mut recv = || loop {
         let n = notify.recv(&mut buf).expect("a notification arrives");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if message != "WATCHDOG=1" {
+            return message;
+        }
     };
     assert!(recv().lines().any(|l| l == "READY=1"));
 
@@ -304,12 +310,26 @@ fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
     // nothing it sent until it exited does.
     let (status, log) = proc.wait(Duration::from_secs(15));
     assert!(status.success(), "{log}");
-    notify.set_nonblocking(true).unwrap();
+    // With the old process gone, the successor alone goes on feeding the
+    // watchdog: pings every 0.5 s, so at least 3 in the next 2 s (one
+    // WATCHDOG=1 at the hand-off would not be a watchdog fed).
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    let mut pings = 0;
     let mut rest = [0u8; 4096];
-    while let Ok(n) = notify.recv(&mut rest) {
+    while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+        notify
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok(n) = notify.recv(&mut rest) else { break };
         let extra = String::from_utf8_lossy(&rest[..n]).into_owned();
         assert!(!extra.contains("STOPPING=1"), "{extra:?}");
+        pings += extra.lines().filter(|l| *l == "WATCHDOG=1").count();
     }
+    assert!(
+        pings >= 3,
+        "{pings} watchdog pings in 2 s after the hand-off"
+    );
+    assert_eq!(pid_of(&addr), second);
 }
 
 /// Runs `plan`'s load and, after 1.5 s, SIGHUPs the serving process `times`
