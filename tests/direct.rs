@@ -492,9 +492,16 @@ fn https_from_a_second_host_socket_in_the_direct_mode_survives_reloads() {
         "direct-https",
         &format!(
             "direct mode, HTTPS on a second host socket, 5 reloads (SIGHUP): 8 pooled Python \
-             TLS clients {} requests, {} failed; 8 pooled Go h2 clients {} requests, {} failed\n",
-            python["ok"], python["failed"], go["ok"], go["failed"]
+             TLS clients {} requests, {} failed; 8 pooled Go h2 clients {} requests, {} failed, \
+             {} retried after GOAWAY, protocols {}\n",
+            python["ok"], python["failed"], go["ok"], go["failed"], go["retried"], go["proto"]
         ),
+    );
+    // HTTP/2 throughout: a silent fallback to HTTP/1.1 would pass otherwise.
+    assert_eq!(
+        go["proto"].as_object().unwrap().keys().collect::<Vec<_>>(),
+        ["HTTP/2.0"],
+        "{go}"
     );
     assert_eq!(generation["generation"], 6, "{generation}");
     assert_eq!(python["failed"], 0, "{python}");

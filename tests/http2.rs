@@ -240,8 +240,8 @@ fn go_http2_clients_lose_nothing_across_10_reloads() {
         let t = clients.finish();
         failed += t["failed"].as_u64().unwrap();
         text += &format!(
-            "  {name}: {} requests, {} failed, protocols {}, errors {}\n",
-            t["ok"], t["failed"], t["proto"], t["errors"]
+            "  {name}: {} requests, {} failed, {} retried after GOAWAY, protocols {}, errors {}\n",
+            t["ok"], t["failed"], t["retried"], t["proto"], t["errors"]
         );
         assert!(t["ok"].as_u64().unwrap() > 100, "{name}: {t}");
         assert_eq!(

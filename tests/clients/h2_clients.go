@@ -3,15 +3,16 @@
 // through golang.org/x/net/http2 (Debian's golang-golang-x-net-dev). Go's
 // client does what real HTTP/2 clients do at a GOAWAY: it opens a new
 // connection and retries the requests the server says it did not process
-// (a POST too, its body being replayable). Nothing else is retried: any
-// error the client returns is a failed request.
+// (a POST too, its body being replayable). Those retries are counted (a
+// request that got a second connection, seen with httptrace). Nothing else
+// is retried: any error the client returns is a failed request.
 //
 // Each of CLIENTS goroutines sends `GET /` and `POST /echo` in turn on one
 // shared pooled transport, pausing 0-300 ms between requests (MODE pooled)
 // or not at all (MODE back-to-back), until STOP_FILE exists, then prints
 //
-//	{"ok": n, "failed": n, "errors": [...first 20...], "pids": {"pid": n},
-//	 "proto": {"HTTP/2.0": n}}
+//	{"ok": n, "failed": n, "retried": n, "errors": [...first 20...],
+//	 "pids": {"pid": n}, "proto": {"HTTP/2.0": n}}
 //
 // usage: h2_clients (tls CAFILE | h2c) BASE_URL CLIENTS MODE STOP_FILE
 //
@@ -28,10 +29,12 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -39,11 +42,12 @@ import (
 
 type totals struct {
 	sync.Mutex
-	Ok     int            `json:"ok"`
-	Failed int            `json:"failed"`
-	Errors []string       `json:"errors"`
-	Pids   map[string]int `json:"pids"`
-	Proto  map[string]int `json:"proto"`
+	Ok      int            `json:"ok"`
+	Failed  int            `json:"failed"`
+	Retried int            `json:"retried"`
+	Errors  []string       `json:"errors"`
+	Pids    map[string]int `json:"pids"`
+	Proto   map[string]int `json:"proto"`
 }
 
 func fail(format string, args ...interface{}) {
@@ -98,8 +102,11 @@ func main() {
 				if _, err := os.Stat(stop); err == nil {
 					return
 				}
-				ok, pid, proto, why := one(client, base, n, seed, rng)
+				ok, pid, proto, why, conns := one(client, base, n, seed, rng)
 				t.Lock()
+				if conns > 1 {
+					t.Retried++
+				}
 				if ok {
 					t.Ok++
 				} else {
@@ -131,7 +138,15 @@ func main() {
 
 // one request: GET / on even turns (its answer names the pid), POST /echo
 // on odd ones (its answer must be the body sent).
-func one(client *http.Client, base string, n, seed int, rng *rand.Rand) (bool, string, string, string) {
+func one(client *http.Client, base string, n, seed int, rng *rand.Rand) (bool, string, string, string, int32) {
+	var conns int32
+	ok, pid, proto, why := send(client, base, n, seed, rng, &conns)
+	return ok, pid, proto, why, atomic.LoadInt32(&conns)
+}
+
+// send makes the request, counting in conns the connections it was given
+// (more than one: the transport retried it on another).
+func send(client *http.Client, base string, n, seed int, rng *rand.Rand, conns *int32) (bool, string, string, string) {
 	var req *http.Request
 	var body string
 	var err error
@@ -145,6 +160,8 @@ func one(client *http.Client, base string, n, seed int, rng *rand.Rand) (bool, s
 	if err != nil {
 		return false, "", "", err.Error()
 	}
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { atomic.AddInt32(conns, 1) }}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	resp, err := client.Do(req)
 	if err != nil {
 		return false, "", "", err.Error()

@@ -7,14 +7,21 @@ that fails on a kept connection is a failure, not retried). Runs until
 STOP_FILE exists and prints one JSON object:
 
   {"ok": n, "failed": n, "errors": ["...", ...first 20...],
-   "pids": {"pid": requests answered, ...}, "closes": n}
+   "pids": {"pid": requests answered, ...}, "closes": n,
+   "connections": n, "dropped": n}
 
-`closes` counts answers that said `Connection: close`.
+`closes` counts answers that said `Connection: close`; `connections` the
+connections opened; `dropped` the kept connections urllib3 found closed
+before a request and replaced without a word (it logs "Resetting dropped
+connection"). Those include the ones closed after a `Connection: close`
+answer (urllib3 keeps them in its pool); any beyond `closes` were dropped
+by the server unannounced, which shows here and not as a failure.
 
 usage: pooled_clients.py BASE_URL CLIENTS STOP_FILE CAFILE
 """
 
 import json
+import logging
 import os
 import random
 import sys
@@ -59,10 +66,32 @@ def client(base, stop_file, cafile, totals, lock, seed):
         time.sleep(rng.uniform(0, 0.3))
 
 
+class ConnectionCounts(logging.Handler):
+    """Counts urllib3's own record of the connections it opens and of the
+    dropped ones it replaces."""
+
+    def __init__(self, totals, lock):
+        super().__init__(logging.DEBUG)
+        self.totals, self.totals_lock = totals, lock
+
+    def emit(self, record):
+        message = record.getMessage()
+        # Not self.lock: logging.Handler holds that one around emit.
+        with self.totals_lock:
+            if message.startswith("Starting new HTTP"):
+                self.totals["connections"] += 1
+            elif message.startswith("Resetting dropped connection"):
+                self.totals["dropped"] += 1
+
+
 def main():
     base, clients, stop_file, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    totals = {"ok": 0, "failed": 0, "errors": [], "pids": {}, "closes": 0}
+    totals = {"ok": 0, "failed": 0, "errors": [], "pids": {}, "closes": 0, "connections": 0, "dropped": 0}
     lock = threading.Lock()
+    pool_log = logging.getLogger("urllib3.connectionpool")
+    pool_log.setLevel(logging.DEBUG)
+    pool_log.propagate = False
+    pool_log.addHandler(ConnectionCounts(totals, lock))
     threads = [
         threading.Thread(target=client, args=(base, stop_file, cafile, totals, lock, i))
         for i in range(clients)
