@@ -215,6 +215,15 @@ fn under_load(
     }
     let report = load.finish(Duration::from_secs(2));
     println!("{report}");
+    // Every generation answered the load: the one before the first
+    // disruption and the one after each (its successor served, not just
+    // started, before the load ended).
+    let pids = loadgen::pids_in_order(&report.samples);
+    assert!(
+        pids.len() > times,
+        "{} processes answered across {times} disruptions: {pids:?}",
+        pids.len()
+    );
     report
 }
 
@@ -246,7 +255,21 @@ fn handoff_as_the_containers_command_serves_reloads_and_drains() {
     // A broken configuration: the reload fails, the old generation serves on.
     std::fs::write(d.config.join("handoff.toml"), "[server]\nworkers = \"x\"\n").unwrap();
     d.reload();
-    std::thread::sleep(Duration::from_secs(2));
+    // The SIGHUP was acted on: a successor was started and refused the
+    // configuration, and the old process says so (an ignored SIGHUP would
+    // pass the checks below).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = d.run.as_ref().unwrap().stderr_now();
+        if log.contains("reload failed") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        log.contains("reload failed") && log.contains("workers"),
+        "no failed reload naming server.workers in the log:\n{log}"
+    );
     assert!(d.running());
     assert_eq!(d.generation(), 12, "the failed successor did not take over");
 

@@ -271,7 +271,7 @@ fn go_http2_clients_lose_nothing_across_10_reloads() {
 fn h2load_sees_no_stream_errored_at_a_reload() {
     let cert = Cert::new();
     let (http, https) = addrs();
-    let proc = start(
+    let mut proc = start(
         &cert,
         &http,
         &https,
@@ -283,7 +283,8 @@ fn h2load_sees_no_stream_errored_at_a_reload() {
     let reload = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(1));
         // SAFETY: kill(2) on a pid this test started.
-        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        let sent = unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        (sent, Instant::now())
     });
     // h2load does not reconnect after a GOAWAY: each of its clients stops
     // at the reload. What it shows is that no stream in flight then failed.
@@ -292,7 +293,11 @@ fn h2load_sees_no_stream_errored_at_a_reload() {
         .arg(format!("http://{http}/"))
         .output()
         .expect("h2load runs (nghttp2-client)");
-    reload.join().unwrap();
+    let ended = Instant::now();
+    let (sent, reloaded_at) = reload.join().unwrap();
+    assert_eq!(sent, 0, "SIGHUP to {pid} failed");
+    // The reload came while h2load's streams ran, not after it ended.
+    assert!(reloaded_at < ended, "h2load ended before the reload");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()
@@ -303,12 +308,24 @@ fn h2load_sees_no_stream_errored_at_a_reload() {
         &format!("h2load -D 3 -c 10 -m 10, one reload at 1 s: {line}\n"),
     );
     assert!(line.contains(" 0 failed, 0 errored, 0 timeout"), "{text}");
-    let done: u64 = line.split_whitespace().nth(5).unwrap().parse().unwrap();
-    assert!(done > 1000, "{text}");
+    // "requests: T total, S started, D done, OK succeeded, ...": every
+    // stream h2load started, those in flight at the GOAWAY among them,
+    // was answered.
+    let figures: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (started, done, succeeded) = (figures[1], figures[2], figures[3]);
     assert!(
-        wait_gone(pid, Duration::from_secs(10)),
-        "the old process stayed"
+        done > 1000 && started == done && done == succeeded,
+        "{text}"
     );
+    // The old process drained and exited cleanly (not a crash), and a
+    // successor serves.
+    let (status, log) = proc.wait(Duration::from_secs(10));
+    assert!(status.success(), "the old process: {status}\n{log}");
+    let successor = answering_pid(&http, Duration::from_secs(10));
+    assert_ne!(successor, pid);
 }
 
 #[test]

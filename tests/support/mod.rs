@@ -152,7 +152,8 @@ impl Proc {
         Self { child, stderr }
     }
 
-    fn stderr_now(&self) -> String {
+    /// What the child wrote to stderr so far.
+    pub fn stderr_now(&self) -> String {
         // Lets the reader catch up with the last lines written before exit.
         std::thread::sleep(Duration::from_millis(100));
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
