@@ -548,7 +548,7 @@ fn pooled_clients_lose_nothing_across_ten_hand_offs() {
 }
 
 #[test]
-fn a_hundred_hand_offs_under_pooled_load_leak_no_descriptor() {
+fn thirty_hand_offs_under_pooled_load_leak_no_descriptor() {
     // Each generation inherits the listeners, a ready channel and the
     // connections of the one before: a descriptor leaked per hand-off would
     // show as a count that grows from generation to generation. Each
@@ -568,7 +568,10 @@ fn a_hundred_hand_offs_under_pooled_load_leak_no_descriptor() {
         &addr,
         &mut pids,
         &plan,
-        100,
+        // As many as the property needs: a leak of one per hand-off adds
+        // about 25 between the first five and the last five, three times
+        // the slack below (100 rounds showed nothing more).
+        30,
         Duration::from_millis(150),
         |_, new| counts.push(open_fds(new)),
     );
@@ -579,11 +582,11 @@ fn a_hundred_hand_offs_under_pooled_load_leak_no_descriptor() {
         );
     }
     report.assert_clean(1000);
-    let first = *counts[..10].iter().max().unwrap();
-    let last = *counts[90..].iter().max().unwrap();
-    println!("open fds of the serving process: first 10 reloads max {first}, last 10 max {last}");
+    let first = *counts[..5].iter().max().unwrap();
+    let last = *counts[25..].iter().max().unwrap();
+    println!("open fds of the serving process: first 5 reloads max {first}, last 5 max {last}");
     // The pooled clients hold 16 connections; some are between processes
-    // at any moment. A leak of one per hand-off would add ~90.
+    // at any moment. A leak of one per hand-off would add ~25.
     assert!(
         last <= first + 8,
         "open fds grew from {first} to {last}: {counts:?}"
