@@ -536,9 +536,9 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
         );
     }
     assert_eq!(python["failed"], 0, "{python}");
-    // The reloads moved the TLS clients as designed: each old process
-    // answered their next request with Connection: close (at least one per
-    // reload).
+    // The TLS clients were moved as designed: each old process answered
+    // their next request with Connection: close (at least one per reload;
+    // the restarts' lame ducks add theirs, so this is a floor).
     assert!(python["closes"].as_u64().unwrap() >= 10, "{python}");
     assert_eq!(go["failed"], 0, "{go}");
     assert_eq!(go_busy["failed"], 0, "{go_busy}");

@@ -303,6 +303,8 @@ fn a_failed_assertion_fails_the_run_with_the_scripts_own_message() {
         ),
     )
     .unwrap();
+    // The binaries first (built once, on first use): the clock is the run's.
+    binaries();
     let started = std::time::Instant::now();
     let (status, out) = run_within(test, nixpkgs, Some(&path), Duration::from_secs(20));
     assert_eq!(status, 1, "a hung script did not fail:\n{out}");

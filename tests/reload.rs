@@ -313,9 +313,17 @@ fn a_reload_names_the_successor_to_the_manager_and_feeds_its_watchdog() {
     // With the old process gone, the successor alone goes on feeding the
     // watchdog: pings every 0.5 s, so at least 3 in the next 2 s (one
     // WATCHDOG=1 at the hand-off would not be a watchdog fed).
+    // First what the old process sent before it exited (it pings through
+    // its drain), so that only the successor's pings are counted.
+    let mut rest = [0u8; 4096];
+    notify.set_nonblocking(true).unwrap();
+    while let Ok(n) = notify.recv(&mut rest) {
+        let queued = String::from_utf8_lossy(&rest[..n]).into_owned();
+        assert!(!queued.contains("STOPPING=1"), "{queued:?}");
+    }
+    notify.set_nonblocking(false).unwrap();
     let until = std::time::Instant::now() + Duration::from_secs(2);
     let mut pings = 0;
-    let mut rest = [0u8; 4096];
     while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
         notify
             .set_read_timeout(Some(left.max(Duration::from_millis(1))))

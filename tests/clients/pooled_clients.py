@@ -8,7 +8,7 @@ STOP_FILE exists and prints one JSON object:
 
   {"ok": n, "failed": n, "errors": ["...", ...first 20...],
    "pids": {"pid": requests answered, ...}, "closes": n,
-   "connections": n, "dropped": n}
+   "connections": n, "dropped": n, "pending_closes": n}
 
 `closes` counts answers that said `Connection: close`; `connections` the
 connections opened; `dropped` the kept connections urllib3 found closed
@@ -16,6 +16,8 @@ before a request and replaced without a word (it logs "Resetting dropped
 connection"). Those include the ones closed after a `Connection: close`
 answer (urllib3 keeps them in its pool); any beyond `closes` were dropped
 by the server unannounced, which shows here and not as a failure.
+`pending_closes`: clients whose last answer said `Connection: close` (no
+request followed, so urllib3 has not replaced that connection yet).
 
 usage: pooled_clients.py BASE_URL CLIENTS STOP_FILE CAFILE
 """
@@ -36,6 +38,7 @@ def client(base, stop_file, cafile, totals, lock, seed):
     rng = random.Random(seed)
     session = requests.Session()
     n = 0
+    pending = False  # the last answer said Connection: close
     while not os.path.exists(stop_file):
         n += 1
         body = ("%d-%d " % (seed, n)) * rng.randint(1, 200)
@@ -63,6 +66,10 @@ def client(base, stop_file, cafile, totals, lock, seed):
                 totals["pids"][pid] = totals["pids"].get(pid, 0) + 1
             if close:
                 totals["closes"] += 1
+            # A close not yet followed by a request: urllib3 replaces
+            # that connection only at the next one, which may not come.
+            totals["pending_closes"] += int(close) - int(pending)
+        pending = close
         time.sleep(rng.uniform(0, 0.3))
 
 
@@ -86,7 +93,8 @@ class ConnectionCounts(logging.Handler):
 
 def main():
     base, clients, stop_file, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    totals = {"ok": 0, "failed": 0, "errors": [], "pids": {}, "closes": 0, "connections": 0, "dropped": 0}
+    totals = {"ok": 0, "failed": 0, "errors": [], "pids": {}, "closes": 0, "connections": 0, "dropped": 0,
+              "pending_closes": 0}
     lock = threading.Lock()
     pool_log = logging.getLogger("urllib3.connectionpool")
     pool_log.setLevel(logging.DEBUG)
