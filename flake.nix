@@ -1,9 +1,9 @@
 {
   description = "handoff: an actix-web service that restarts and redeploys with zero downtime under systemd socket activation";
 
-  # The stable release flake.lock pins; 25.11 and nixos-unstable are
-  # supported too (README, "NixOS"): a system's own nixpkgs replaces this
-  # one with `inputs.handoff.inputs.nixpkgs.follows = "nixpkgs"`.
+  # The stable release flake.lock pins; nixos-unstable is supported too,
+  # 25.11 for the package and module only (README, "NixOS"). A system's own
+  # nixpkgs replaces this one with `inputs.handoff.inputs.nixpkgs.follows`.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
