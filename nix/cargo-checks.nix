@@ -6,28 +6,34 @@
 # same scripts in its twin of the sandbox, with Debian's builds of the same
 # packages. The script's arguments ("$@") are empty under Nix; the twin
 # passes tests/run's cargo test arguments.
+let
+  # What a check has unless it says otherwise: no Python, no environment.
+  check =
+    spec:
+    {
+      python = [ ];
+      env = { };
+    }
+    // spec;
+in
 {
-  clippy = {
+  clippy = check {
     source = "build";
     inputs = [ "clippy" ];
-    python = [ ];
-    env = { };
     script = ''
       cargo clippy --workspace --all-targets --offline "$@" -- -D warnings
     '';
   };
-  fmt = {
+  fmt = check {
     source = "build";
     inputs = [ "rustfmt" ];
-    python = [ ];
-    env = { };
     script = ''
       cargo fmt --all --check
     '';
   };
   # Every cargo test. The container suite needs podman and skips itself
   # (the VM tests cover it); a test whose tool is not here records a skip.
-  test = {
+  test = check {
     source = "test";
     inputs = [
       "systemd" # systemd-socket-activate

@@ -41,6 +41,7 @@ wall does not stand.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -239,6 +240,7 @@ def path_farm(farm: Path, spec: dict) -> str:
     return "/inputs/bin:/inputs/cc/bin:/toolchain/bin"
 
 
+@functools.cache
 def sysroot() -> Path:
     out = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True, check=True)
     return Path(out.stdout.strip())
@@ -364,7 +366,9 @@ def nix_env(spec: dict, path: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def prepare(check: str, lib: Path, keep: Path, source_name: str | None = None) -> tuple[dict, Path, Path, str]:
+def prepare(check: str, lib: Path, keep: Path, source_name: str | None = None) -> tuple[dict, Path, Path, str, int]:
+    """/build for `check` (its source, vendored crates, PATH farm): the
+    spec, /build, the farm, PATH, and how many files the source has."""
     all_specs = specs()
     if check not in all_specs:
         raise SetupError(f"no check {check!r} in nix/cargo-checks.nix (there are {', '.join(sorted(all_specs))})")
@@ -375,15 +379,18 @@ def prepare(check: str, lib: Path, keep: Path, source_name: str | None = None) -
     vendor(build)
     farm = keep / "inputs"
     path = path_farm(farm, spec)
-    return spec, build, farm, path
+    return spec, build, farm, path, len(files)
+
+
+def script_argv(spec: dict, check: str, args: list[str]) -> list[str]:
+    """The check's script as its build phase runs it, with `args` as "$@"."""
+    return ["/inputs/bin/bash", "-c", "set -euo pipefail\n" + spec["script"], check, *args]
 
 
 def run_check(check: str, lib: Path, keep: Path, args: list[str], extra_env: dict[str, str]) -> int:
-    spec, build, farm, path = prepare(check, lib, keep)
-    files = len(fileset(lib, spec["source"]))
+    spec, build, farm, path, files = prepare(check, lib, keep)
     print(f"sandbox: {check}: {files} files of the {spec['source']} fileset in /build/source, PATH={path}", file=sys.stderr, flush=True)
-    argv = ["/inputs/bin/bash", "-c", "set -euo pipefail\n" + spec["script"], check, *args]
-    return run_in_sandbox(build, farm, nix_env(spec, path, extra_env), argv)[0]
+    return run_in_sandbox(build, farm, nix_env(spec, path, extra_env), script_argv(spec, check, args))[0]
 
 
 # What Nix's sandbox does not allow: each probe must fail inside the twin.
@@ -403,28 +410,27 @@ PROBES = [
 
 
 def self_test(lib: Path, keep: Path) -> int:
-    spec, build, farm, path = prepare("test", lib, keep)
-    env = nix_env(spec, path, {})
     broken = []
-    for name, probe in PROBES:
-        status, _ = run_in_sandbox(build, farm, env, ["/inputs/bin/bash", "-c", probe], capture=True)
-        print(f"self-test: {name}: {'no' if status != 0 else 'YES, a wall is down'}", flush=True)
-        if status == 0:
-            broken.append(name)
     # The defect the flake had: checks.cargo-test on the package's build
     # fileset, without nix/. The test that lists nix/tests must fail, for
-    # that reason; on the test fileset the same command passes.
-    script = ["/inputs/bin/bash", "-c", "set -euo pipefail\n" + spec["script"], "test"]
+    # that reason; on the test fileset the same command passes. The test
+    # fileset stays for the probes and the next run.
     one = ["--test", "nixos", "--", "--exact", "every_vm_test_runs_here_or_says_why_not"]
     for source_name, should_pass in [("build", False), ("test", True)]:
-        spec, build, farm, path = prepare("test", lib, keep, source_name=source_name)
-        status, out = run_in_sandbox(build, farm, nix_env(spec, path, {}), script + one, capture=True)
+        spec, build, farm, path, _ = prepare("test", lib, keep, source_name=source_name)
+        env = nix_env(spec, path, {})
+        status, out = run_in_sandbox(build, farm, env, script_argv(spec, "test", one), capture=True)
         ok = (status == 0) if should_pass else (status != 0 and "No such file or directory" in out and "every_vm_test_runs_here_or_says_why_not" in out)
         what = f"the cargo test that reads nix/tests {'passes' if should_pass else 'fails'} on the {source_name} fileset"
         print(f"self-test: {what}: {'yes' if ok else 'NO'}", flush=True)
         if not ok:
             print(out[-3000:], file=sys.stderr)
             broken.append(what)
+    for name, probe in PROBES:
+        status, _ = run_in_sandbox(build, farm, env, ["/inputs/bin/bash", "-c", probe], capture=True)
+        print(f"self-test: {name}: {'no' if status != 0 else 'YES, a wall is down'}", flush=True)
+        if status == 0:
+            broken.append(name)
     if broken:
         print(f"self-test: walls that do not stand: {', '.join(broken)}", file=sys.stderr)
         return 1
