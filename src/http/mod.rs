@@ -252,9 +252,6 @@ impl Instance {
     /// instance to end.
     pub async fn drain(self, reason: impl std::fmt::Debug, to: Option<Destination>) {
         let state = &self.parts.state;
-        if self.parts.phase.begin_draining() {
-            state.metrics.drains.inc();
-        }
         let timeout = state.settings.server.drain_timeout;
         tracing::info!(
             reason = ?reason,
@@ -287,6 +284,15 @@ impl Instance {
         self.handle.pause().await;
         self.parts.handover.begin(to);
         tokio::time::sleep(ACCEPTED_GRACE).await;
+        // The drain signal only now that this instance accepts no more (a
+        // reload's lame duck is none): a WebSocket or event-stream client
+        // told to reconnect must reach the successor, not an accept loop
+        // that has not paused yet and a handler that refuses new sessions
+        // while draining. actix-server's pause answers before its accept
+        // thread has deregistered the listeners; the grace covers that.
+        if self.parts.phase.begin_draining() {
+            state.metrics.drains.inc();
+        }
         // Every connection, accepted or adopted, ends or is handed over;
         // actix-server's graceful stop would wait only for those it accepted
         // and then end the workers with the adopted ones on them. A stop
