@@ -360,12 +360,13 @@ pub(crate) enum Sniffed {
 /// The client connection preface of RFC 9113, section 3.4.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Looks at a plain connection's first bytes without taking them: "PRI"
-/// begins the HTTP/2 preface and no HTTP/1.1 request. Waits for them at most
-/// `limit` (the time a request head has).
+/// Looks at a plain connection's first bytes without taking them: only the
+/// whole 24-byte preface is HTTP/2; anything that differs from it at any
+/// byte is HTTP/1.1 (`PRI /x HTTP/1.1` is a valid request with an unusual
+/// method). Waits for them at most `limit` (the time a request head has).
 pub(crate) async fn sniff<S: super::conn::Stream>(io: &S, limit: Duration) -> Sniffed {
     let look = async {
-        let mut first = [0u8; 3];
+        let mut first = [0u8; PREFACE.len()];
         loop {
             if poll_fn(|cx| io.poll_readable(cx)).await.is_err() {
                 return Sniffed::Gone;
@@ -373,8 +374,8 @@ pub(crate) async fn sniff<S: super::conn::Stream>(io: &S, limit: Duration) -> Sn
             match io.try_peek(&mut first) {
                 Ok(0) => return Sniffed::Gone,
                 Ok(n) if first[..n] != PREFACE[..n] => return Sniffed::Http1,
-                Ok(3) => return Sniffed::Http2,
-                // "P" or "PR" so far: the rest is a moment away.
+                Ok(n) if n == PREFACE.len() => return Sniffed::Http2,
+                // A prefix of the preface so far: the rest is a moment away.
                 Ok(_) => sleep(Duration::from_millis(5)).await,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => return Sniffed::Gone,
