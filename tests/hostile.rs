@@ -294,3 +294,122 @@ fn pipelined_requests_are_answered_byte_exact_whatever_their_methods_and_splits(
         assert_eq!(answers_to(&addr, &[a, b]), alone, "split after byte {cut}");
     }
 }
+
+/// Reads one answer from `stream` (the head, then a body by
+/// Content-Length), or None when the connection ends first.
+fn read_answer(stream: &mut TcpStream) -> Option<Response> {
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+    let status = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).ok()?;
+        match line.trim_end().split_once(':') {
+            Some((k, v)) => headers.push((k.trim().to_owned(), v.trim().to_owned())),
+            None => break,
+        }
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).ok()?;
+    Some(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A chunked body whose trailer section holds a bare LF: actix-http reads
+/// the LF as a byte of a trailer line and goes on reading the body, so the
+/// bytes that follow, a second request to an eye that ends the body at the
+/// LF, are trailer. The framing follower once ended the body at the LF,
+/// called the connection idle, and a reload handed it over: the successor
+/// answered the "second request" that the old process had read as trailer
+/// (a desync). Now the connection stays with the process that read it: the
+/// second request is the old process's to answer, or nobody's.
+#[test]
+fn a_bare_lf_in_a_chunked_trailer_never_hands_a_connection_over_mid_request() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let proc = start(&addr, &[]);
+    let old = answering_pid(&addr, Duration::from_secs(5));
+    let mut conns = Vec::new();
+    for path in ["/", "/nope"] {
+        for last_chunk in ["0\r\n\n", "0\r\nX-T: 1\n\r\n"] {
+            let mut s = connect_tcp(&addr).unwrap();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\n{last_chunk}"
+            );
+            s.write_all(request.as_bytes()).unwrap();
+            let first = read_answer(&mut s).expect("the first request is answered");
+            assert_eq!(first.status, if path == "/" { 200 } else { 404 });
+            conns.push((path, last_chunk, s));
+        }
+    }
+    proc.signal(libc::SIGHUP);
+    let new = wait_for_new_pid(&addr, old, Duration::from_secs(10)).expect("a successor serves");
+    for (path, last_chunk, mut s) in conns {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        if let Some(answer) = read_answer(&mut s) {
+            assert_ne!(
+                answer.pid(),
+                new,
+                "GET {path} with a last chunk {last_chunk:?}: the successor answered what the \
+                 old process read as trailer"
+            );
+        }
+    }
+}
+
+/// The same bodies on a route that reads them: actix-http needs the CRLF
+/// that ends its trailer section, and a follower that thought the body had
+/// ended held those bytes back until the body timeout (408 after 30 s).
+/// bare actix-web answers at once; so must handoff.
+#[test]
+fn a_bare_lf_in_a_chunked_trailer_is_not_held_back_from_the_decoder() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _proc = start(&addr, &[("HANDOFF__SERVER__CLIENT_BODY_TIMEOUT", "10s")]);
+    for last_chunk in ["0\r\n\n\r\n\r\n", "0\r\nX-T: 1\n\r\n\r\n"] {
+        let mut s = connect_tcp(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let started = Instant::now();
+        let request = format!(
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+             5\r\nhello\r\n{last_chunk}"
+        );
+        s.write_all(request.as_bytes()).unwrap();
+        let answer = read_answer(&mut s);
+        let took = started.elapsed();
+        let answer = answer.unwrap_or_else(|| panic!("{last_chunk:?}: no answer in {took:?}"));
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "hello"),
+            "{last_chunk:?}"
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "{last_chunk:?}: answered after {took:?}"
+        );
+    }
+}
+
+/// Only the whole HTTP/2 preface makes a plain connection HTTP/2: `PRI` is a
+/// method like any other to HTTP/1.1, and a request with it is answered as
+/// HTTP/1.1 (actix-web answers 404 for a path it has no route for).
+#[test]
+fn a_request_with_the_method_pri_is_answered_as_http_1_1() {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let _proc = start(&addr, &[]);
+    let mut s = connect_tcp(&addr).unwrap();
+    s.write_all(b"PRI /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_answer(&mut s).expect("an HTTP/1.1 answer");
+    assert_eq!(answer.status, 404, "{answer:?}");
+}

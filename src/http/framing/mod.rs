@@ -444,7 +444,8 @@ mod tests {
             f.feed(&[*b]);
             assert_eq!(f.at_boundary(), i + 1 == body.len(), "after byte {i}");
         }
-        let no_trailer = b"POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n";
+        let no_trailer =
+            b"POST / HTTP/1.1\r\nHost: x\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n";
         assert!(fed(&[no_trailer]).at_boundary());
     }
 
@@ -460,7 +461,11 @@ mod tests {
         // A request split over reads: all of a partial one is taken.
         let mut f = Framing::default();
         assert_eq!(f.take(b"GET / HT"), 8);
-        assert_eq!(f.take(b"TP/1.1\r\nHost: x\r\n\r\nGET"), 19, "up to the blank line");
+        assert_eq!(
+            f.take(b"TP/1.1\r\nHost: x\r\n\r\nGET"),
+            19,
+            "up to the blank line"
+        );
         // Opaque: everything.
         let mut f = Framing::default();
         let upgrade = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nframes";
@@ -519,11 +524,14 @@ mod tests {
                 let body = "b".repeat(len);
                 match kind {
                     0 => b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n".to_vec(),
-                    1 => format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {len}\r\n\r\n{body}")
-                        .into_bytes(),
+                    1 => {
+                        format!("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: {len}\r\n\r\n{body}")
+                            .into_bytes()
+                    }
                     _ => {
                         let mut r =
-                            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                .to_vec();
                         if len > 0 {
                             let ext = if ext { ";a=b" } else { "" };
                             r.extend_from_slice(format!("{len:X}{ext}\r\n{body}\r\n").as_bytes());
