@@ -26,6 +26,7 @@ test cannot run here or the harness could not set it up.
 import argparse
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -113,6 +114,56 @@ def remove_stale_networks() -> None:
             podman("network", "rm", name, check=False)
 
 
+# vlan 1 as nixos/lib/testing/network.nix numbers it: 192.168.1.N for node N.
+VLAN1 = ipaddress.IPv4Network("192.168.1.0/24")
+
+
+def host_subnets() -> list[ipaddress.IPv4Network]:
+    """The subnets podman refuses a new network in: the host's own
+    interfaces' and its other networks'."""
+    used = []
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    for line in out.splitlines():
+        words = line.split()
+        if "inet" in words:
+            used.append(ipaddress.IPv4Interface(words[words.index("inet") + 1]).network)
+    names = podman("network", "ls", "--format", "{{.Name}}").split()
+    if names:
+        for network in json.loads(podman("network", "inspect", *names)):
+            for subnet in network.get("subnets") or []:
+                with contextlib.suppress(ValueError):
+                    used.append(ipaddress.IPv4Network(subnet["subnet"]))
+    return used
+
+
+def vlan1() -> ipaddress.IPv4Network:
+    """The subnet the nodes get: vlan 1's own, unless the host has it (a
+    machine on a 192.168.1.0/24 LAN; podman then refuses the network, and
+    every test would fail before a node starts); then the first free
+    10.213.K.0/24, each node keeping its number .N."""
+    used = host_subnets()
+    candidates = [VLAN1] + [ipaddress.IPv4Network(f"10.213.{k}.0/24") for k in range(1, 255)]
+    for subnet in candidates:
+        if not any(subnet.overlaps(u) for u in used):
+            return subnet
+    die("error: no free /24 for the nodes' network (192.168.1.0/24 and 10.213.1-254.0/24 are taken)")
+
+
+def relocate(system: dict, subnet: ipaddress.IPv4Network) -> None:
+    """Moves a node's system (and its specialisations') from vlan 1's
+    addresses to `subnet`'s, node numbers kept."""
+    if subnet == VLAN1:
+        return
+    old, new = "192.168.1.", str(subnet.network_address).rsplit(".", 1)[0] + "."
+    network = system["network"]
+    network["address"] = network["address"].replace(old, new)
+    network["extraHosts"] = "\n".join(
+        line.replace(old, new, 1) if line.startswith(old) else line for line in network["extraHosts"].split("\n")
+    )
+    for spec in system["specialisations"].values():
+        relocate(spec, subnet)
+
+
 def pairs(values: list[str], what: str) -> dict[str, Path]:
     out = {}
     for v in values:
@@ -156,6 +207,10 @@ def main() -> int:
     evaluated = nix_eval(
         str(ROOT / "nix/eval/vm-test.nix"), "--arg", "nixpkgs", args.nixpkgs, "--argstr", "file", args.test
     )
+    remove_stale_networks()
+    subnet = vlan1()
+    for system in evaluated.values():
+        relocate(system, subnet)
     nodes = [Node(name, system) for name, system in sorted(evaluated.items())]
     for node in nodes:
         if failed := node.failed_assertions():
@@ -167,11 +222,12 @@ def main() -> int:
     image = node_image()
     created: list[str] = []
     try:
-        remove_stale_networks()
         # vlan 1 of the test framework: 192.168.1.N for node N (the
         # gateway podman needs takes .254, beyond any node's number).
-        podman("network", "create", "--disable-dns", "--subnet", "192.168.1.0/24",
-               "--gateway", "192.168.1.254", "--label", "handoff-vm", run)
+        if subnet != VLAN1:
+            logger.log(f"{VLAN1} is the host's: the nodes get {subnet} (node N keeps .N)")
+        podman("network", "create", "--disable-dns", "--subnet", str(subnet),
+               "--gateway", str(subnet.network_address + 254), "--label", "handoff-vm", run)
         build_store(work / "store", nodes, binaries, script)
         machines = []
         for node in nodes:
