@@ -21,6 +21,10 @@
 //! - Nothing bounds how long a response may sit unread: a write that makes
 //!   no progress for `server.send_timeout` ends the connection (nginx's
 //!   `send_timeout` semantics: the time between two successful writes).
+//! - A request head is bounded by what fits the dispatcher's buffer (128
+//!   KiB) only; here `limits.max_head_bytes` bounds it, as it bounds an
+//!   HTTP/2 header list: past it, the connection answers 431 itself and
+//!   closes, and the dispatcher never sees the head whole.
 //! - A chunked body the handler did not read is drained for as long as the
 //!   client trickles it. The request middleware sets a body deadline
 //!   (`server.client_body_timeout` from the head) in the connection's
@@ -204,6 +208,9 @@ pub struct Conn<S> {
     /// the responses and the requests.
     flushed_at: Option<u64>,
     handover: Arc<Handover>,
+    /// The 431 being written for a head over the limit, and how much of it
+    /// is out; then the dispatcher is told the stream ended.
+    refusal: Option<(Vec<u8>, usize)>,
     /// Resolves when the instance drains; polled to be woken for it.
     drain: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The waker `drain` was last polled with: while it is the same, an
@@ -214,7 +221,13 @@ pub struct Conn<S> {
 }
 
 impl<S: Stream> Conn<S> {
-    pub fn new(io: S, send_timeout: Duration, handover: Arc<Handover>, live: Live) -> Self {
+    pub fn new(
+        io: S,
+        send_timeout: Duration,
+        max_head: usize,
+        handover: Arc<Handover>,
+        live: Live,
+    ) -> Self {
         Self {
             _live: live,
             io,
@@ -225,8 +238,9 @@ impl<S: Stream> Conn<S> {
             send_timeout,
             write_stall: None,
             body_timer: None,
-            framing: Framing::default(),
+            framing: Framing::new(max_head),
             flushed_at: Some(0),
+            refusal: None,
             drain: Box::pin(handover.draining()),
             drain_waker: None,
             handover,
@@ -318,6 +332,31 @@ impl<S: Stream> Conn<S> {
         Ok(())
     }
 
+    /// Writes the 431 for a head over `limits.max_head_bytes`; ready once it
+    /// is out (or cannot be), when the dispatcher is told the stream ended.
+    fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let refusal = self.refusal.get_or_insert_with(|| {
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let answer = format!(
+                "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\
+                 connection: close\r\ndate: {date}\r\n\r\n"
+            );
+            (answer.into_bytes(), 0)
+        });
+        while refusal.1 < refusal.0.len() {
+            match Pin::new(&mut self.io).poll_write(cx, &refusal.0[refusal.1..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(n)) => {
+                    refusal.1 += n;
+                    self.write_stall = None;
+                }
+                Poll::Pending => return self.poll_stall(cx).map_ok(|_| ()),
+            }
+        }
+        let _ = Pin::new(&mut self.io).poll_flush(cx);
+        Poll::Ready(Ok(()))
+    }
+
     /// Called when a write could not proceed: fails once writes made no
     /// progress for `send_timeout`.
     fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
@@ -349,6 +388,9 @@ impl<S: Stream> AsyncRead for Conn<S> {
         if let Err(e) = this.poll_body_deadline(cx) {
             return Poll::Ready(Err(e));
         }
+        if this.framing.head_too_large() {
+            return this.poll_refuse(cx);
+        }
         // The next request waits until the answer to the last one is out
         // (see the module docs); poll_flush wakes us.
         if this.framing.at_boundary() && !this.answered() {
@@ -358,6 +400,10 @@ impl<S: Stream> AsyncRead for Conn<S> {
         if !this.ahead.is_empty() {
             let n = this.ahead.len().min(buf.remaining());
             let n = this.framing.take(&this.ahead[..n]);
+            if this.framing.head_too_large() {
+                this.ahead = Vec::new();
+                return this.poll_refuse(cx);
+            }
             buf.put_slice(&this.ahead[..n]);
             this.ahead.drain(..n);
             return Poll::Ready(Ok(()));
@@ -379,6 +425,10 @@ impl<S: Stream> AsyncRead for Conn<S> {
             let new = &buf.filled()[before..];
             // Whatever follows the end of this request waits in `ahead`.
             let used = this.framing.take(new);
+            if this.framing.head_too_large() {
+                buf.set_filled(before);
+                return this.poll_refuse(cx);
+            }
             if used < new.len() {
                 this.ahead.extend_from_slice(&new[used..]);
                 buf.set_filled(before + used);

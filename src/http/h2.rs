@@ -12,9 +12,10 @@
 //! connection, to the next process, for anything after. An HTTP/2 connection
 //! is never handed over: the framing state is in this process.
 //!
-//! Each connection's cost is bounded: at most [`MAX_STREAMS`] streams at
-//! once, request heads of at most [`MAX_HEADER_BYTES`], [`SEND_BUFFER`] of
-//! queued response per stream, a response whose client reads nothing of it
+//! Each connection's cost is bounded: at most `limits.max_concurrent_streams`
+//! streams at once, request heads of at most `limits.max_head_bytes` (as
+//! HTTP/1.1's), actix-http's flow-control windows ([`STREAM_WINDOW`],
+//! [`CONNECTION_WINDOW`]), [`SEND_BUFFER`] of queued response per stream, a response whose client reads nothing of it
 //! for `server.send_timeout` is reset, a request body still arriving past
 //! `server.client_body_timeout` ends in an error for the handler, and a
 //! connection with no stream for `server.keep_alive` is closed with GOAWAY.
@@ -38,11 +39,10 @@ use h2::server::SendResponse;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Sleep, sleep};
 
-/// Streams one connection may have open at once (nginx's default is 128,
-/// Go's 250; RFC 9113 advises no fewer than 100).
-pub const MAX_STREAMS: u32 = 100;
-/// Largest request head, as HTTP/1.1's (actix-http reads at most 32 KiB).
-pub const MAX_HEADER_BYTES: u32 = 32 * 1024;
+/// The receive windows actix-http opens (its `ServiceConfig` defaults): a
+/// stream over a 100 ms path is not held to 64 KiB per round trip.
+pub const STREAM_WINDOW: u32 = 1024 * 1024;
+pub const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
 /// Response bytes queued per stream before the socket takes them.
 pub const SEND_BUFFER: usize = 64 * 1024;
 /// What one DATA frame carries at most (the protocol's default frame size).
@@ -61,6 +61,10 @@ pub(crate) struct Limits {
     /// From the head: the body must be complete by then (with the same
     /// grace as HTTP/1.1's, so a handler's own 408 gets out first).
     pub body_timeout: Duration,
+    /// `limits.max_head_bytes`: the header list h2 accepts (431 beyond).
+    pub max_head: u32,
+    /// `limits.max_concurrent_streams`.
+    pub max_streams: u32,
 }
 
 /// Serves one HTTP/2 connection until it closes; at `drain`, GOAWAY.
@@ -77,8 +81,10 @@ where
     B: MessageBody + 'static,
 {
     let handshake = h2::server::Builder::new()
-        .max_concurrent_streams(MAX_STREAMS)
-        .max_header_list_size(MAX_HEADER_BYTES)
+        .max_concurrent_streams(limits.max_streams)
+        .max_header_list_size(limits.max_head)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .max_send_buffer_size(SEND_BUFFER)
         .handshake::<T, Bytes>(io);
     let Ok(connection) = tokio::time::timeout(limits.handshake_timeout, handshake).await else {
@@ -193,15 +199,20 @@ fn to_actix(
     body_timeout: Duration,
 ) -> Request {
     let (parts, recv) = request.into_parts();
-    let deadline = (!recv.is_end_stream()).then(|| Box::pin(sleep(body_timeout)));
-    let body = Body {
-        recv,
-        deadline,
-        timed_out: false,
+    // A stream that ended with its head has no body (what the middleware
+    // goes by); the others are read as the handler reads them.
+    let mut req = if recv.is_end_stream() {
+        Request::new()
+    } else {
+        let body = Body {
+            recv,
+            deadline: Some(Box::pin(sleep(body_timeout))),
+            timed_out: false,
+        };
+        Request::with_payload(Payload::Stream {
+            payload: Box::pin(body) as actix_http::BoxedPayloadStream,
+        })
     };
-    let mut req = Request::with_payload(Payload::Stream {
-        payload: Box::pin(body) as actix_http::BoxedPayloadStream,
-    });
     let head = req.head_mut();
     head.uri = parts.uri;
     head.method = parts.method;
@@ -248,9 +259,10 @@ impl FuturesStream for Body {
                 let _ = self.recv.flow_control().release_capacity(chunk.len());
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(
-                actix_http::error::PayloadError::Io(std::io::Error::other(e)),
-            ))),
+            // As actix-http's own HTTP/2 dispatcher reports it.
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(actix_http::error::PayloadError::Http2Payload(e))))
+            }
             Poll::Ready(None) => {
                 self.deadline = None;
                 Poll::Ready(None)
@@ -282,9 +294,11 @@ async fn send(
         let chunk = match poll_fn(|cx| body.as_mut().poll_next(cx)).await {
             None => break,
             Some(Ok(chunk)) => chunk,
+            // As actix-http does: the head and the data so far go out, then
+            // the stream is dropped unfinished, which h2 resets (CANCEL).
+            // An explicit reset would discard what is still queued.
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "response body failed; stream reset");
-                stream.send_reset(h2::Reason::INTERNAL_ERROR);
+                tracing::warn!(error = %e, "response body failed; stream cancelled");
                 return;
             }
         };
@@ -313,8 +327,9 @@ async fn send(
     let _ = stream.send_data(Bytes::new(), true);
 }
 
-/// The response head as h2 sends it: no connection-specific fields
-/// (RFC 9113 8.2.2), the length when known, a Date.
+/// The response head as h2 sends it, as actix-http's HTTP/2 dispatcher
+/// makes it: no connection-specific fields (RFC 9113 8.2.2), the length
+/// when known (a streamed body keeps the handler's own), a Date.
 fn head_of(response: &Response<()>, size: &mut BodySize) -> http::Response<()> {
     let mut head = http::Response::new(());
     *head.status_mut() = response.status();
@@ -330,7 +345,7 @@ fn head_of(response: &Response<()>, size: &mut BodySize) -> http::Response<()> {
             header::CONNECTION | header::TRANSFER_ENCODING | header::UPGRADE
         ) || name == "keep-alive"
             || name == "proxy-connection"
-            || name == header::CONTENT_LENGTH
+            || (name == header::CONTENT_LENGTH && !matches!(size, BodySize::Stream))
         {
             continue;
         }

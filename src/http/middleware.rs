@@ -12,7 +12,7 @@
 //! It also tells the connection (`ConnState`) when each response is done,
 //! which is half of knowing that a connection is idle (see `conn`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -27,7 +27,7 @@ use actix_web::{HttpResponse, ResponseError, web};
 
 use super::conn::ConnState;
 use super::drain_signal::LongLived;
-use super::payload::Tracked;
+use super::payload::{BodyWatch, Tracked};
 use super::request_counts::{Cell as CountCell, WorkerCounts};
 use super::routes;
 use super::state::{AppState, Phase};
@@ -48,6 +48,8 @@ pub(crate) struct Shared {
 /// Makes the layer around each new instance of the application.
 pub(crate) struct Factory<A> {
     pub app: A,
+    /// What the `App` is told of its listener, as `HttpServer` tells it.
+    pub config: AppConfig,
     pub shared: Shared,
 }
 
@@ -71,7 +73,7 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Service, ()>>>>;
 
     fn new_service(&self, (): ()) -> Self::Future {
-        let app = self.app.new_service(AppConfig::default());
+        let app = self.app.new_service(self.config.clone());
         let shared = self.shared.clone();
         Box::pin(async move {
             let counts = shared.state.metrics.requests.worker();
@@ -217,7 +219,9 @@ where
         }
         let max = state.settings.limits.max_body_bytes;
         let announced = announced_length(&req);
-        if announced.is_some_and(|len| len > max as u64) {
+        if let Some(max) = max
+            && announced.is_some_and(|len| len > max as u64)
+        {
             let res = done.finish(routes::too_large(max).error_response().into());
             local.count(req.path(), req.method(), res.status().as_u16(), || {
                 UNMATCHED
@@ -228,23 +232,24 @@ where
         }
         // A body is coming: bound the time to receive it, and learn whether
         // the handler read it to the end.
-        let mut body_finished = None;
-        if has_body(&req, announced) {
+        let mut body = None;
+        if has_body(&mut req, announced) {
             // A backstop: a handler reading the body under the same timeout
             // (the reference service's `/echo`) answers 408 first; the
             // connection ends just after.
             let deadline = tokio::time::Instant::now()
                 + state.settings.server.client_body_timeout
                 + BODY_DEADLINE_GRACE;
-            let (payload, finished) =
-                Tracked::wrap(req.take_payload(), done.conn.clone(), deadline);
+            let limit = max.map(|m| m as u64);
+            let (payload, watch) =
+                Tracked::wrap(req.take_payload(), done.conn.clone(), deadline, limit);
             req = req.replace_payload(payload).0;
-            body_finished = Some(finished);
+            body = Some((watch, max.unwrap_or(usize::MAX)));
         }
         Answer::Later {
             app: self.app.call(req),
             done: Some(done),
-            body_finished,
+            body,
             in_flight,
         }
     }
@@ -269,7 +274,8 @@ pin_project_lite::pin_project! {
             #[pin]
             app: F,
             done: Option<Done>,
-            body_finished: Option<Rc<Cell<bool>>>,
+            // The body the handler was given, and limits.max_body_bytes.
+            body: Option<(Rc<BodyWatch>, usize)>,
             in_flight: InFlight,
         },
     }
@@ -288,16 +294,24 @@ where
                 Poll::Ready(Ok(response.take().expect("polled after completion")))
             }
             AnswerProj::Later {
-                app,
-                done,
-                body_finished,
-                ..
+                app, done, body, ..
             } => {
                 let result = std::task::ready!(app.poll(cx));
                 let mut done = done.take().expect("polled after completion");
-                done.unread_body = body_finished.as_ref().is_some_and(|f| !f.get());
+                done.unread_body = body.as_ref().is_some_and(|(b, _)| !b.finished());
                 let local = done.local.clone();
                 let response = match result {
+                    // The body went past limits.max_body_bytes: whatever the
+                    // handler made of the error, the answer names the limit.
+                    Ok(res) if body.as_ref().is_some_and(|(b, _)| b.overflowed()) => {
+                        let max = body.as_ref().map_or(0, |(_, max)| *max);
+                        let (req, _) = res.into_parts();
+                        let res = routes::too_large(max).error_response();
+                        local.count(req.path(), &done.method, res.status().as_u16(), || {
+                            req.match_pattern().unwrap_or_else(|| UNMATCHED.to_owned())
+                        });
+                        done.finish(res.into())
+                    }
                     Ok(res) => {
                         let (req, status) = (res.request(), res.status().as_u16());
                         local.count(req.path(), &done.method, status, || {
@@ -369,9 +383,14 @@ fn announced_length(req: &Request) -> Option<u64> {
 }
 
 /// A request has a body when it announces a length above zero or a transfer
-/// coding (RFC 9112 §6.3); the parser has refused anything ambiguous.
-fn has_body(req: &Request, announced: Option<u64>) -> bool {
-    announced.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING)
+/// coding (RFC 9112 §6.3; the parser has refused anything ambiguous), or,
+/// on HTTP/2, when its stream did not end with its head (a length is
+/// optional there).
+fn has_body(req: &mut Request, announced: Option<u64>) -> bool {
+    announced.is_some_and(|n| n > 0)
+        || req.headers().contains_key(header::TRANSFER_ENCODING)
+        || (req.version() == actix_http::Version::HTTP_2
+            && !matches!(req.payload(), actix_http::Payload::None))
 }
 
 /// A response body that tells the connection when the dispatcher is done

@@ -37,7 +37,7 @@ use actix_http::error::DispatchError;
 use actix_service::boxed::{BoxService, BoxServiceFactory};
 use actix_service::{IntoServiceFactory, ServiceFactory};
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceFactory as AppServiceFactory};
+use actix_web::dev::{AppConfig, Server, ServerHandle, ServiceFactory as AppServiceFactory};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
 use tokio::net::{TcpStream, UnixStream};
@@ -70,7 +70,56 @@ pub(crate) struct UserApp {
 /// What serves one accepted connection.
 type ConnFactory<S> = BoxServiceFactory<(), S, (), DispatchError, ()>;
 /// Makes, on a worker, what serves its connections of one kind.
-type MakeConn<S> = Arc<dyn Fn(&Parts, &Worker, Arrival, Security) -> ConnFactory<S> + Send + Sync>;
+type MakeConn<S> =
+    Arc<dyn Fn(&Parts, &Worker, Arrival, &Listening) -> ConnFactory<S> + Send + Sync>;
+
+/// What a listener is to the connections that come through it: whether it
+/// speaks TLS, and the `AppConfig` actix-web's `HttpServer` would give the
+/// `App` on it (`req.app_config()`, and through it `connection_info()`'s
+/// scheme and host when a request names none, and `url_for`).
+#[derive(Clone)]
+pub(crate) struct Listening {
+    pub security: Security,
+    pub config: AppConfig,
+    /// A TCP listener's address, to find the listener of a connection
+    /// handed over (which arrives without one).
+    tcp: Option<std::net::SocketAddr>,
+}
+
+impl Listening {
+    /// As `HttpServer` builds it: secure on TLS sockets, the host named by
+    /// `server.hostname` or else the socket's address, and that address
+    /// (for a unix socket, the 127.0.0.1:8080 actix-web gives it too).
+    fn of(listener: &Listener, security: Security, hostname: Option<&str>) -> Self {
+        let tcp = match listener {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            Listener::Unix(_) => None,
+        };
+        let addr = tcp.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let host = hostname.map_or_else(|| addr.to_string(), str::to_owned);
+        // actix-web makes its AppConfig in HttpServer only; this is the
+        // constructor it keeps public for actix-test (stable since 4.0).
+        let config = AppConfig::__priv_test_new(security == Security::Tls, host, addr);
+        Self {
+            security,
+            config,
+            tcp,
+        }
+    }
+
+    /// Of the plain TCP listeners, the one a connection with this local
+    /// address came through: the same address, else the same port on a
+    /// wildcard address.
+    fn find_tcp(listenings: &[Self], local: std::net::SocketAddr) -> Option<&Self> {
+        let plain = || listenings.iter().filter(|l| l.security == Security::Plain);
+        plain().find(|l| l.tcp == Some(local)).or_else(|| {
+            plain().find(|l| {
+                l.tcp
+                    .is_some_and(|a| a.port() == local.port() && a.ip().is_unspecified())
+            })
+        })
+    }
+}
 
 /// What a listener speaks.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -125,18 +174,25 @@ impl UserApp {
         };
         let tcp_app = app.clone();
         Self {
-            tcp: Arc::new(move |parts, worker, arrival, security| {
+            tcp: Arc::new(move |parts, worker, arrival, listening| {
                 pipeline(
                     tcp_app(parts),
                     parts,
                     worker,
                     arrival,
-                    security,
+                    listening,
                     builtin_routes,
                 )
             }),
-            unix: Arc::new(move |parts, worker, arrival, security| {
-                pipeline(app(parts), parts, worker, arrival, security, builtin_routes)
+            unix: Arc::new(move |parts, worker, arrival, listening| {
+                pipeline(
+                    app(parts),
+                    parts,
+                    worker,
+                    arrival,
+                    listening,
+                    builtin_routes,
+                )
             }),
         }
     }
@@ -148,6 +204,8 @@ pub(crate) struct Parts {
     pub state: web::Data<AppState>,
     pub phase: web::Data<Phase>,
     pub handover: Arc<Handover>,
+    /// Every listener of the instance, in order.
+    pub listenings: Arc<[Listening]>,
 }
 
 /// One run of the HTTP server on the listeners.
@@ -165,10 +223,23 @@ impl Instance {
         app: &UserApp,
         listeners: &[Taken],
     ) -> Result<Self, StartError> {
+        let hostname = state.settings.server.hostname.as_deref();
+        let listenings: Arc<[Listening]> = listeners
+            .iter()
+            .map(|taken| {
+                let security = if taken.is_https() {
+                    Security::Tls
+                } else {
+                    Security::Plain
+                };
+                Listening::of(&taken.listener, security, hostname)
+            })
+            .collect();
         let parts = Parts {
             state: state.clone(),
             phase: web::Data::new(Phase::default()),
             handover: Arc::new(Handover::new(state.metrics.connections.clone())),
+            listenings: listenings.clone(),
         };
         let s = &state.settings.server;
         let workers = if s.workers == 0 {
@@ -185,18 +256,13 @@ impl Instance {
             .shutdown_timeout(s.drain_timeout.as_secs().max(1))
             // Signals are the lifecycle's: SIGHUP means hand-off, not stop.
             .disable_signals();
-        for taken in listeners {
+        for (taken, listening) in listeners.iter().zip(listenings.iter()) {
             let addr = taken.listener.local_addr();
             let fail = |source| StartError {
                 addr: addr.clone(),
                 source,
             };
-            let security = if taken.is_https() {
-                Security::Tls
-            } else {
-                Security::Plain
-            };
-            if security == Security::Tls && state.tls.is_none() {
+            if listening.security == Security::Tls && state.tls.is_none() {
                 return Err(fail(std::io::Error::other(
                     "an https socket needs tls.certificate and tls.key",
                 )));
@@ -204,15 +270,19 @@ impl Instance {
             let name = format!("{} {addr}", taken.fd_name());
             // Runs on each worker's thread as it starts.
             let on_worker = {
-                let (app, parts, workers) =
-                    (app.clone(), parts.clone(), workers_of_instance.clone());
+                let (app, parts, workers, listening) = (
+                    app.clone(),
+                    parts.clone(),
+                    workers_of_instance.clone(),
+                    listening.clone(),
+                );
                 move || {
                     let (worker, adopted) = workers.join();
                     if let Some(rx) = adopted {
                         let (app, parts) = (app.clone(), parts.clone());
                         actix_web::rt::spawn(serve_adopted(rx, app, parts, worker.clone()));
                     }
-                    (worker, app.clone(), parts.clone())
+                    (worker, app.clone(), parts.clone(), listening.clone())
                 }
             };
             // actix takes ownership of a clone; the original stays for a
@@ -220,14 +290,14 @@ impl Instance {
             builder = match taken.listener.try_clone().map_err(fail)? {
                 Listener::Tcp(l) => builder
                     .listen(name, l, move || {
-                        let (worker, app, parts) = on_worker();
-                        (app.tcp)(&parts, &worker, Arrival::Accepted, security)
+                        let (worker, app, parts, listening) = on_worker();
+                        (app.tcp)(&parts, &worker, Arrival::Accepted, &listening)
                     })
                     .map_err(fail)?,
                 Listener::Unix(l) => builder
                     .listen_uds(name, l, move || {
-                        let (worker, app, parts) = on_worker();
-                        (app.unix)(&parts, &worker, Arrival::Accepted, security)
+                        let (worker, app, parts, listening) = on_worker();
+                        (app.unix)(&parts, &worker, Arrival::Accepted, &listening)
                     })
                     .map_err(fail)?,
             };
@@ -282,17 +352,19 @@ impl Instance {
         // for the next process. Every connection is woken: idle ones are
         // handed over at once, busy ones when their response is out.
         self.handle.pause().await;
-        self.parts.handover.begin(to);
-        tokio::time::sleep(ACCEPTED_GRACE).await;
-        // The drain signal only now that this instance accepts no more (a
-        // reload's lame duck is none): a WebSocket or event-stream client
-        // told to reconnect must reach the successor, not an accept loop
-        // that has not paused yet and a handler that refuses new sessions
-        // while draining. actix-server's pause answers before its accept
-        // thread has deregistered the listeners; the grace covers that.
         if self.parts.phase.begin_draining() {
             state.metrics.drains.inc();
         }
+        self.parts.handover.begin(to);
+        tokio::time::sleep(ACCEPTED_GRACE).await;
+        // The drain signal only now that this instance accepts no more (a
+        // reload has no lame duck to fire it earlier): a WebSocket or
+        // event-stream client told to reconnect must reach the successor,
+        // not an accept loop that has not paused yet and a handler that
+        // refuses new sessions while draining. actix-server's pause answers
+        // before its accept thread has deregistered the listeners; the
+        // grace covers that.
+        self.parts.phase.fire_drain_signal();
         // Every connection, accepted or adopted, ends or is handed over;
         // actix-server's graceful stop would wait only for those it accepted
         // and then end the workers with the adopted ones on them. A stop
@@ -351,29 +423,48 @@ async fn serve_adopted(
     parts: Parts,
     worker: Worker,
 ) {
-    // Built at the first connection of each kind: most workers of most
-    // instances never adopt one.
-    let mut tcp = None;
+    // Built at the first connection through each listener: most workers of
+    // most instances never adopt one.
+    let mut tcp: std::collections::HashMap<Option<std::net::SocketAddr>, Served<TcpStream>> =
+        std::collections::HashMap::new();
     let mut unix = None;
+    // A unix listener's AppConfig is the same whichever it was.
+    let unix_listening = Listening {
+        security: Security::Plain,
+        config: parts
+            .listenings
+            .iter()
+            .find(|l| l.tcp.is_none())
+            .map_or_else(AppConfig::default, |l| l.config.clone()),
+        tcp: None,
+    };
     while let Some(fd) = rx.recv().await {
         worker.received();
-        let unix_socket = socket2::SockRef::from(&fd)
-            .local_addr()
-            .is_ok_and(|a| a.is_unix());
-        let served = if unix_socket {
-            serve_one(
-                &mut unix,
-                || (app.unix)(&parts, &worker, Arrival::Adopted, Security::Plain),
-                fd,
-            )
-            .await
-        } else {
-            serve_one(
-                &mut tcp,
-                || (app.tcp)(&parts, &worker, Arrival::Adopted, Security::Plain),
-                fd,
-            )
-            .await
+        let local = socket2::SockRef::from(&fd).local_addr().ok();
+        let served = match local.as_ref().and_then(socket2::SockAddr::as_socket) {
+            None => {
+                serve_one(
+                    &mut unix,
+                    || (app.unix)(&parts, &worker, Arrival::Adopted, &unix_listening),
+                    fd,
+                )
+                .await
+            }
+            Some(local) => {
+                let listening = Listening::find_tcp(&parts.listenings, local).cloned();
+                let key = listening.as_ref().and_then(|l| l.tcp);
+                let listening = listening.unwrap_or_else(|| Listening {
+                    security: Security::Plain,
+                    config: AppConfig::__priv_test_new(false, local.to_string(), local),
+                    tcp: None,
+                });
+                serve_one(
+                    tcp.entry(key).or_default(),
+                    || (app.tcp)(&parts, &worker, Arrival::Adopted, &listening),
+                    fd,
+                )
+                .await
+            }
         };
         match served {
             Ok(()) => {

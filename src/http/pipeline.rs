@@ -19,7 +19,7 @@ use actix_web::web;
 use super::conn::{Conn, ConnState, Stream};
 use super::state::AppState;
 use super::workers::{Live, Worker};
-use super::{Arrival, ConnFactory, Parts, PeerAddr, Security, h2, middleware, tls};
+use super::{Arrival, ConnFactory, Listening, Parts, PeerAddr, Security, h2, middleware, tls};
 use crate::handover::Handover;
 
 /// accept -> [TLS handshake ->] HTTP/2, or `Conn` -> HTTP/1.1 dispatcher;
@@ -29,7 +29,7 @@ pub(super) fn pipeline<S, A, B>(
     parts: &Parts,
     worker: &Worker,
     arrival: Arrival,
-    security: Security,
+    listening: &Listening,
     builtin_routes: bool,
 ) -> ConnFactory<S>
 where
@@ -46,6 +46,7 @@ where
 {
     let layer = Rc::new(middleware::Factory {
         app,
+        config: listening.config.clone(),
         shared: middleware::Shared {
             state: parts.state.clone(),
             phase: parts.phase.clone(),
@@ -64,6 +65,8 @@ where
             keep_alive: s.keep_alive,
             send_timeout: s.send_timeout,
             body_timeout: s.client_body_timeout + middleware::BODY_DEADLINE_GRACE,
+            max_head: u32::try_from(parts.state.settings.limits.max_head_bytes).unwrap_or(u32::MAX),
+            max_streams: parts.state.settings.limits.max_concurrent_streams,
         },
         keep_alive: s.keep_alive,
         request_timeout: match arrival {
@@ -71,7 +74,7 @@ where
             Arrival::Adopted => s.keep_alive.max(s.client_header_timeout),
         },
     });
-    let tls = match security {
+    let tls = match listening.security {
         Security::Plain => None,
         Security::Tls => parts.state.tls.as_ref(),
     };
@@ -152,8 +155,14 @@ impl ConnSetup {
 
     /// An HTTP/1.1 connection's `Conn`, plain or TLS.
     fn conn<T: Stream>(&self, io: T, live: Live) -> Conn<T> {
-        let send_timeout = self.state.settings.server.send_timeout;
-        Conn::new(io, send_timeout, self.handover.clone(), live)
+        let settings = &self.state.settings;
+        Conn::new(
+            io,
+            settings.server.send_timeout,
+            settings.limits.max_head_bytes,
+            self.handover.clone(),
+            live,
+        )
     }
 }
 

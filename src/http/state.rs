@@ -63,9 +63,12 @@ impl Info {
 /// given to handlers as `web::Data<RequestLimits>`.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLimits {
-    /// `limits.max_body_bytes`: larger announced bodies are refused with 413
-    /// before a handler runs; a handler reading a chunked body stops here.
-    pub max_body_bytes: usize,
+    /// `limits.max_body_bytes`, when set: a body that announces more is
+    /// refused with 413 before a handler runs, one that grows past it ends
+    /// in `PayloadError::Overflow` for the handler (and the answer is 413).
+    /// Unset, the application's own limits decide (`PayloadConfig`,
+    /// `JsonConfig`, ...), as under `HttpServer`.
+    pub max_body_bytes: Option<usize>,
     /// `server.client_body_timeout`: the connection ends a body still
     /// arriving 0.5 s after this, so a handler answering 408 should use it.
     pub client_body_timeout: Duration,
@@ -103,12 +106,17 @@ impl Phase {
         self.signal.fire();
     }
 
-    /// Marks the instance draining and fires the drain signal; true the
-    /// first time only.
+    /// Marks the instance draining (answers get `Connection: close`); true
+    /// the first time only. The drain signal is [`Phase::fire_drain_signal`]'s.
     pub fn begin_draining(&self) -> bool {
         let before = self.at.fetch_max(DRAINING, Ordering::AcqRel);
-        self.signal.fire();
         before < DRAINING
+    }
+
+    /// Fires the drain signal (if the lame duck has not): handlers end their
+    /// sessions and streams, whose clients reconnect.
+    pub fn fire_drain_signal(&self) {
+        self.signal.fire();
     }
 
     /// The drain timeout passed: what is still open is cut. How many

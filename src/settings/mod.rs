@@ -75,6 +75,11 @@ pub struct ServerSettings {
     /// Serve HTTP/2: h2 offered by ALPN on TLS, h2c with prior knowledge on
     /// plain sockets.
     pub http2: bool,
+    /// The host name the application is told it serves (`AppConfig::host`:
+    /// URLs it builds for requests that name no host), as actix-web's
+    /// `HttpServer::server_hostname`; unset, each socket's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// HTTPS: served on the sockets named `https` (`FileDescriptorName=https`),
@@ -101,8 +106,17 @@ pub struct TlsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
+    /// Largest request body accepted, in bytes, for every route and every
+    /// body, announced or not (413 naming this setting). Unset: the
+    /// application's own limits decide, as under actix-web's `HttpServer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest request head (request line and fields), HTTP/1.1 and HTTP/2
+    /// alike: 431 beyond.
+    pub max_head_bytes: usize,
+    /// HTTP/2 streams one connection may have open at once; the next is
+    /// refused (REFUSED_STREAM, which clients retry).
+    pub max_concurrent_streams: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +160,7 @@ impl Default for ServerSettings {
             client_body_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             http2: true,
+            hostname: None,
         }
     }
 }
@@ -178,7 +193,10 @@ impl TlsSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
-            max_body_bytes: 256 * 1024,
+            max_body_bytes: None,
+            max_head_bytes: 32 * 1024,
+            // RFC 9113 advises no fewer than 100; nginx says 128, Go 250.
+            max_concurrent_streams: 100,
         }
     }
 }
@@ -282,6 +300,19 @@ impl Settings {
                 "must be more than 0s, or clients that never read hold connections forever",
             );
         }
+        if let Some(host) = &self.server.hostname
+            && (host.is_empty()
+                || host.len() > 255
+                || host
+                    .bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control()))
+        {
+            return bad(
+                "server.hostname",
+                host,
+                "must be a host name (with a port if not the scheme's), 1 to 255 bytes, no spaces",
+            );
+        }
         let t = &self.tls;
         match (&t.certificate, &t.key) {
             (Some(_), None) => {
@@ -322,7 +353,18 @@ impl Settings {
         if t.max_handshakes == 0 {
             return bad("tls.max_handshakes", &0, "must be at least 1");
         }
-        if self.limits.max_body_bytes == 0 {
+        let head = self.limits.max_head_bytes;
+        if !(1024..=128 * 1024).contains(&head) {
+            return bad(
+                "limits.max_head_bytes",
+                &head,
+                "must be 1024 to 131072 (actix-http buffers at most 128 KiB of a head)",
+            );
+        }
+        if self.limits.max_concurrent_streams == 0 {
+            return bad("limits.max_concurrent_streams", &0, "must be at least 1");
+        }
+        if self.limits.max_body_bytes == Some(0) {
             return bad("limits.max_body_bytes", &0, "must be at least 1");
         }
         if let Err(reason) = check_log_filter(&self.log.level) {

@@ -23,18 +23,29 @@ pub struct Demo {
     /// Longest sleep `GET /delay/{ms}` accepts.
     #[serde(with = "handoff::duration")]
     pub max_delay: Duration,
+    /// Largest body `POST /echo` answers back (actix-web's own default for
+    /// a body read whole, `PayloadConfig`'s 256 KiB).
+    pub echo_max_bytes: usize,
 }
 
 impl Default for Demo {
     fn default() -> Self {
         Self {
             max_delay: Duration::from_secs(10),
+            echo_max_bytes: 256 * 1024,
         }
     }
 }
 
 impl handoff::AppSettings for Demo {
     fn validate(&self) -> Result<(), handoff::SettingError> {
+        if !(1..=64 * 1024 * 1024).contains(&self.echo_max_bytes) {
+            return Err(handoff::SettingError::new(
+                "echo_max_bytes",
+                self.echo_max_bytes.to_string(),
+                "must be 1 to 67108864",
+            ));
+        }
         if self.max_delay > Duration::from_secs(3600) {
             return Err(handoff::SettingError::new(
                 "max_delay",
@@ -144,14 +155,15 @@ async fn spin(info: web::Data<Info>, us: web::Path<u64>) -> Result<HttpResponse,
     })))
 }
 
-/// Answers the request body back, within `limits.max_body_bytes` and
+/// Answers the request body back, within `[app] echo_max_bytes` and
 /// `server.client_body_timeout`.
 async fn echo(
     limits: web::Data<RequestLimits>,
+    demo: web::Data<Demo>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let timeout = limits.client_body_timeout;
-    let max = limits.max_body_bytes;
+    let max = demo.echo_max_bytes;
     let body = tokio::time::timeout(timeout, payload.to_bytes_limited(max))
         .await
         .map_err(|_| {
@@ -166,7 +178,7 @@ async fn echo(
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body exceeds limits.max_body_bytes ({max} bytes)"),
+                format!("request body exceeds app.echo_max_bytes ({max} bytes)"),
             )
         })?
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))?;

@@ -205,7 +205,7 @@ fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
             let colons: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] == b':').collect();
             if !colons.is_empty() {
                 let i = rng.pick(&colons);
-                bytes.insert(i, rng.pick(&[b' ', b'\t']));
+                bytes.insert(i, rng.pick(b" \t"));
             }
         }
         // A framing header added after some line end.

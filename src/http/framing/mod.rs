@@ -19,7 +19,7 @@
 //!   in the chunked trailer section: followed wrongly, a request ends early
 //!   and the next one is answered by another process: a desync);
 //! - a folded line, a field name that is not a token, more than
-//!   [`MAX_HEADERS`] fields, a head over [`MAX_HEAD`];
+//!   [`MAX_HEADERS`] fields;
 //! - any `Upgrade` field and `CONNECT` (actix-http reads those to the end of
 //!   the connection), another HTTP version than 1.0 and 1.1;
 //! - a `Content-Length` that is not one field of plain digits, a
@@ -33,10 +33,11 @@
 //! opaque. `differential.rs` feeds generated and damaged request streams to
 //! both and fails on any request end the decoder does not share.
 
-/// Longest head followed; a longer one makes the connection opaque
-/// (actix-http refuses an incomplete head once it has buffered 128 KiB, with
-/// 431).
-const MAX_HEAD: usize = 64 * 1024;
+/// `limits.max_head_bytes`' default: the longest head followed. A longer
+/// one is [`Framing::head_too_large`], and the connection answers 431
+/// itself: one bound for HTTP/1.1 and HTTP/2 (actix-http's own is its
+/// 128 KiB read buffer).
+pub const DEFAULT_MAX_HEAD: usize = 32 * 1024;
 
 /// actix-http parses at most this many fields in a head (431 beyond).
 const MAX_HEADERS: usize = 96;
@@ -52,6 +53,8 @@ enum State {
     Chunked(Chunk),
     /// Not followed: never at a boundary again.
     Opaque,
+    /// A head longer than the limit: nothing more is followed or given on.
+    TooLarge,
 }
 
 /// actix-http's chunked decoder states, by the same names; the size of the
@@ -87,19 +90,32 @@ pub struct Framing {
     head: Vec<u8>,
     /// Request heads completed so far.
     requests: u64,
+    /// The longest head, its leading empty lines and blank line included.
+    max_head: usize,
 }
 
 impl Default for Framing {
     fn default() -> Self {
-        Self {
-            state: State::Boundary,
-            head: Vec::new(),
-            requests: 0,
-        }
+        Self::new(DEFAULT_MAX_HEAD)
     }
 }
 
 impl Framing {
+    pub fn new(max_head: usize) -> Self {
+        Self {
+            state: State::Boundary,
+            head: Vec::new(),
+            requests: 0,
+            max_head,
+        }
+    }
+
+    /// A head went past the limit; the bytes of the read that showed it
+    /// were not taken.
+    pub fn head_too_large(&self) -> bool {
+        self.state == State::TooLarge
+    }
+
     /// True when every byte read belongs to a complete request.
     pub fn at_boundary(&self) -> bool {
         self.state == State::Boundary
@@ -138,6 +154,7 @@ impl Framing {
             let rest = &bytes[used..];
             used += match &mut self.state {
                 State::Opaque => return bytes.len(),
+                State::TooLarge => return 0,
                 State::Boundary => {
                     self.state = State::Head;
                     0
@@ -167,6 +184,9 @@ impl Framing {
         if self.head.is_empty()
             && let Some((end, state)) = scan_head(bytes)
         {
+            if end > self.max_head {
+                return self.refuse_head();
+            }
             self.state = state;
             self.count_request();
             return end;
@@ -177,15 +197,24 @@ impl Framing {
         // ended: cheap for a client that sends it a byte at a time.
         let ended = memchr::memchr(b'\n', bytes).is_some();
         let Some((end, state)) = ended.then(|| scan_head(&self.head)).flatten() else {
-            if self.head.len() > MAX_HEAD {
-                self.become_opaque();
+            if self.head.len() > self.max_head {
+                return self.refuse_head();
             }
             return bytes.len();
         };
+        if end > self.max_head {
+            return self.refuse_head();
+        }
         self.state = state;
         self.head.clear();
         self.count_request();
         end - start
+    }
+
+    fn refuse_head(&mut self) -> usize {
+        self.state = State::TooLarge;
+        self.head = Vec::new();
+        0
     }
 
     fn count_request(&mut self) {
