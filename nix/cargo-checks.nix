@@ -43,10 +43,11 @@ in
       "systemfd" # the listenfd development loop (tests/apps.rs)
     ];
     # tests/live.rs's WebSocket and server-sent-events clients, the HTTPS
-    # clients.
+    # clients, tests/parity.rs's HTTP/2 frames.
     python = [
       "websockets"
       "requests"
+      "h2"
     ];
     env.HANDOFF_SKIP_CONTAINER_TESTS = "1";
     script = ''

@@ -260,29 +260,7 @@ fn handlers_see_the_same_request_config_and_connection_info_on_every_protocol() 
         ("h2c without :authority", "h2c"),
         ("h2 without :authority", "tls"),
     ] {
-        let frames = |server: &Server| {
-            let port = if mode == "tls" {
-                server.tls
-            } else {
-                server.plain
-            };
-            let scheme = if mode == "tls" { "https" } else { "http" };
-            let out = Command::new(python())
-                .arg(root().join("tests/clients/h2_frames.py"))
-                .args(["127.0.0.1", &port.to_string(), mode])
-                .args([":method=GET", &format!(":scheme={scheme}"), ":path=/seen"])
-                .output()
-                .expect("python3 tests/clients/h2_frames.py");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            let body = normalize(got["body"].as_str().unwrap(), server);
-            let status = got["headers"][0].clone();
-            (status, body, got["end"].clone())
-        };
+        let frames = |server: &Server| h2_frames(server, mode, "/seen");
         let (bare, ours) = (frames(&both.actix), frames(&both.handoff));
         assert_eq!(
             ours, bare,
@@ -290,6 +268,40 @@ fn handlers_see_the_same_request_config_and_connection_info_on_every_protocol() 
         );
         println!("{case}: the same: {} {}", bare.0, bare.1);
     }
+}
+
+/// One HTTP/2 GET of `path` without `:authority`, by Python's h2 over TLS
+/// (`mode` "tls") or h2c: the status, the body (ports as names), and how
+/// the stream ended (its end, or the reset and its code).
+fn h2_frames(
+    server: &Server,
+    mode: &str,
+    path: &str,
+) -> (serde_json::Value, String, serde_json::Value) {
+    let port = if mode == "tls" {
+        server.tls
+    } else {
+        server.plain
+    };
+    let scheme = if mode == "tls" { "https" } else { "http" };
+    let out = Command::new(python())
+        .arg(root().join("tests/clients/h2_frames.py"))
+        .args(["127.0.0.1", &port.to_string(), mode])
+        .args([
+            ":method=GET",
+            &format!(":scheme={scheme}"),
+            &format!(":path={path}"),
+        ])
+        .output()
+        .expect("python3 tests/clients/h2_frames.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let body = normalize(got["body"].as_str().unwrap(), server);
+    (got["headers"][0].clone(), body, got["end"].clone())
 }
 
 fn root() -> &'static Path {
@@ -392,9 +404,30 @@ fn streamed_answers_keep_the_handlers_length_and_a_failing_body_ends_as_actix_en
             "a body that fails after a part, h2",
             vec!["--http2", "{tls}/broken"],
         ),
+        (
+            "a stream with the handler's own length",
+            vec!["--http1.1", "{plain}/stream-raw"],
+        ),
+        (
+            "a stream with the handler's own length, h2",
+            vec!["--http2", "{tls}/stream-raw"],
+        ),
     ] {
         let answer = same(&both, case, &args);
         assert!(answer.status.contains(" 200"), "{case}: {answer:?}");
+    }
+    // How a failing body ends its stream, frame by frame: the head, what
+    // was sent of the body, and the reset (actix-web: CANCEL).
+    for path in ["/broken", "/broken-at-once"] {
+        let (bare, ours) = (
+            h2_frames(&both.actix, "tls", path),
+            h2_frames(&both.handoff, "tls", path),
+        );
+        assert_eq!(
+            ours, bare,
+            "{path}, h2: handoff (left) and actix-web (right) differ"
+        );
+        println!("{path}, h2: the same: {bare:?}");
     }
     // HEAD to a GET route: actix-web's guard does not take it (404), both.
     same(

@@ -27,7 +27,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/payload", web::post().to(payload))
     .route("/stream", web::get().to(streamed))
-    .route("/broken", web::get().to(broken));
+    .route("/stream-raw", web::get().to(streamed_raw))
+    .route("/broken", web::get().to(broken))
+    .route("/broken-at-once", web::get().to(broken_at_once));
 }
 
 /// What a handler sees of the request and its connection.
@@ -95,6 +97,29 @@ async fn streamed() -> HttpResponse {
     );
     HttpResponse::Ok()
         .insert_header((header::CONTENT_LENGTH, len))
+        .content_type("text/plain")
+        .streaming(body)
+}
+
+/// A stream of unknown size as the body, with a length the handler sets
+/// itself in the headers.
+async fn streamed_raw() -> HttpResponse {
+    let body = stream::iter(
+        ["one ", "two ", "three"]
+            .map(|c| Ok::<_, actix_web::Error>(web::Bytes::from_static(c.as_bytes()))),
+    );
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_LENGTH, 13))
+        .content_type("text/plain")
+        .body(actix_web::body::BodyStream::new(body))
+}
+
+/// A streamed body that fails when first asked for a part.
+async fn broken_at_once() -> HttpResponse {
+    let body = stream::once(async {
+        Err::<web::Bytes, _>(actix_web::error::ErrorInternalServerError("broken"))
+    });
+    HttpResponse::Ok()
         .content_type("text/plain")
         .streaming(body)
 }
