@@ -251,7 +251,7 @@ let
       options = commonOptions // {
         package = lib.mkOption {
           type = lib.types.package;
-          description = "The service's package: a binary built on the handoff crate.";
+          description = "The service's package: a binary built on the actix-handoff crate.";
         };
         executable = lib.mkOption {
           type = lib.types.str;

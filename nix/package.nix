@@ -27,9 +27,11 @@ in
     common
     // {
       pname = "handoff";
+      # The crate is actix-handoff (crates.io); its binary and units keep
+      # the name handoff.
       cargoBuildFlags = [
         "--package"
-        "handoff"
+        "actix-handoff"
       ];
       # Reported by /version and `/`; a different value makes a different
       # build, which the switch VM test tells apart.
@@ -56,7 +58,7 @@ in
       pname = "handoff-hello";
       cargoBuildFlags = [
         "--package"
-        "handoff"
+        "actix-handoff"
         "--example"
         "hello"
       ];

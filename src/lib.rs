@@ -9,7 +9,7 @@
 //! use actix_web::{App, HttpResponse, web};
 //!
 //! fn main() -> std::process::ExitCode {
-//!     handoff::Service::new().run(|_| {
+//!     actix_handoff::Service::new().run(|_| {
 //!         App::new().route("/hello", web::get().to(|| async { HttpResponse::Ok().body("hello") }))
 //!     })
 //! }

@@ -31,7 +31,7 @@ use crate::settings::{AppSettings, NoAppSettings, Settings};
 /// use actix_web::{App, HttpResponse, middleware, web};
 ///
 /// fn main() -> std::process::ExitCode {
-///     handoff::Service::new().run(|_| {
+///     actix_handoff::Service::new().run(|_| {
 ///         App::new()
 ///             .wrap(middleware::Logger::default())
 ///             .route("/hello", web::get().to(|| async { HttpResponse::Ok().body("hello") }))
@@ -45,7 +45,7 @@ use crate::settings::{AppSettings, NoAppSettings, Settings};
 /// ```no_run
 /// # #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
 /// # struct Settings { database: String }
-/// # impl handoff::AppSettings for Settings {}
+/// # impl actix_handoff::AppSettings for Settings {}
 /// # struct Pool;
 /// # impl Pool { async fn open(_: &str) -> Result<Pool, std::io::Error> { Ok(Pool) } async fn close(&self) {} }
 /// use actix_web::{App, HttpResponse, web};
@@ -55,7 +55,7 @@ use crate::settings::{AppSettings, NoAppSettings, Settings};
 /// }
 ///
 /// fn main() -> std::process::ExitCode {
-///     handoff::Service::with_settings::<Settings>()
+///     actix_handoff::Service::with_settings::<Settings>()
 ///         .state(|settings| async move { Pool::open(&settings.database).await })
 ///         .on_drain(|pool| async move {
 ///             pool.close().await;

@@ -570,7 +570,7 @@ fn check_config_and_start_agree_on_what_they_refuse() {
     assert!(stderr.contains("server.workers"), "{stderr}");
     // A filter with targets is fine.
     let mut cmd = handoff();
-    cmd.env("HANDOFF__LOG__LEVEL", "warn,handoff=debug")
+    cmd.env("HANDOFF__LOG__LEVEL", "warn,actix_handoff=debug")
         .arg("check-config");
     let (status, stderr) = run(cmd);
     assert_eq!(status.code(), Some(0), "{stderr}");

@@ -16,7 +16,7 @@ async fn main() -> std::io::Result<()> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(settings.clone())
-            .service(handoff::get("/hello", app::hello))
+            .service(actix_handoff::get("/hello", app::hello))
     })
     .workers(workers)
     .bind(listen)?;

@@ -5,19 +5,19 @@ mod app;
 
 use actix_web::App;
 
-impl handoff::AppSettings for app::Hello {
-    fn validate(&self) -> Result<(), handoff::SettingError> {
+impl actix_handoff::AppSettings for app::Hello {
+    fn validate(&self) -> Result<(), actix_handoff::SettingError> {
         if self.greeting.is_empty() {
-            return Err(handoff::SettingError::new("greeting", "", "is empty"));
+            return Err(actix_handoff::SettingError::new("greeting", "", "is empty"));
         }
         Ok(())
     }
 }
 
 fn main() -> std::process::ExitCode {
-    handoff::Service::with_settings::<app::Hello>().run(|_| {
+    actix_handoff::Service::with_settings::<app::Hello>().run(|_| {
         App::new()
-            .configure(handoff::json_errors)
-            .service(handoff::get("/hello", app::hello))
+            .configure(actix_handoff::json_errors)
+            .service(actix_handoff::get("/hello", app::hello))
     })
 }

@@ -23,7 +23,7 @@ pub struct Settings {
     /// Bearer tokens that may write.
     pub tokens: Vec<String>,
     /// How long a value lives.
-    #[serde(with = "handoff::duration")]
+    #[serde(with = "actix_handoff::duration")]
     pub ttl: Duration,
     /// Most values kept; a write beyond answers 507.
     pub max_entries: usize,

@@ -7,15 +7,15 @@ mod app;
 use actix_cors::Cors;
 use actix_web::{App, middleware, web};
 
-impl handoff::AppSettings for app::Settings {
-    fn validate(&self) -> Result<(), handoff::SettingError> {
+impl actix_handoff::AppSettings for app::Settings {
+    fn validate(&self) -> Result<(), actix_handoff::SettingError> {
         self.check()
-            .map_err(|(key, value, why)| handoff::SettingError::new(key, value, why))
+            .map_err(|(key, value, why)| actix_handoff::SettingError::new(key, value, why))
     }
 }
 
 fn main() -> std::process::ExitCode {
-    let service = handoff::Service::with_settings::<app::Settings>()
+    let service = actix_handoff::Service::with_settings::<app::Settings>()
         .state(|settings| async move { Ok::<_, String>(app::Store::new(&settings)) });
     service.run(|ctx| {
         let (settings, tokens) = (ctx.settings, ctx.settings.tokens.clone());

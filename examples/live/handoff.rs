@@ -31,7 +31,7 @@ use actix_web::http::header;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::{StreamExt, stream};
-use handoff::{DrainSignal, Info};
+use actix_handoff::{DrainSignal, Info};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,11 +55,11 @@ impl Default for Settings {
     }
 }
 
-impl handoff::AppSettings for Settings {
-    fn validate(&self) -> Result<(), handoff::SettingError> {
+impl actix_handoff::AppSettings for Settings {
+    fn validate(&self) -> Result<(), actix_handoff::SettingError> {
         if !(1..=60_000).contains(&self.tick_ms) {
             let value = self.tick_ms.to_string();
-            return Err(handoff::SettingError::new(
+            return Err(actix_handoff::SettingError::new(
                 "tick_ms",
                 &value,
                 "must be 1 to 60000",
@@ -67,7 +67,7 @@ impl handoff::AppSettings for Settings {
         }
         if self.retry_ms > 60_000 {
             let value = self.retry_ms.to_string();
-            return Err(handoff::SettingError::new(
+            return Err(actix_handoff::SettingError::new(
                 "retry_ms",
                 &value,
                 "must be at most 60000",
@@ -195,9 +195,9 @@ async fn index(info: web::Data<Info>) -> String {
 }
 
 fn main() -> std::process::ExitCode {
-    handoff::Service::with_settings::<Settings>().run(|_| {
+    actix_handoff::Service::with_settings::<Settings>().run(|_| {
         App::new()
-            .configure(handoff::json_errors)
+            .configure(actix_handoff::json_errors)
             .route("/", web::get().to(index))
             .route("/ws", web::get().to(ws))
             .route("/events", web::get().to(events))

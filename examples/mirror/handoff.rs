@@ -6,5 +6,5 @@ mod app;
 use actix_web::App;
 
 fn main() -> std::process::ExitCode {
-    handoff::Service::new().run(|_| App::new().configure(app::configure))
+    actix_handoff::Service::new().run(|_| App::new().configure(app::configure))
 }

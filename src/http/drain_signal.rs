@@ -27,7 +27,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 ///
 /// // A stream that ends at the drain, as a server-sent-events handler
 /// // would; clients reconnect to the process that serves next.
-/// async fn events(drain: handoff::DrainSignal) -> HttpResponse {
+/// async fn events(drain: actix_handoff::DrainSignal) -> HttpResponse {
 ///     let ticks = futures_util::stream::unfold(0u64, |n| async move {
 ///         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 ///         Some((Ok::<_, actix_web::Error>(web::Bytes::from(format!("data: {n}\n\n"))), n + 1))

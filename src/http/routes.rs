@@ -52,7 +52,7 @@ impl ResponseError for ApiError {
 /// ```
 /// use actix_web::App;
 ///
-/// let app = App::new().configure(handoff::json_errors);
+/// let app = App::new().configure(actix_handoff::json_errors);
 /// # let _ = app;
 /// ```
 pub fn json_errors(cfg: &mut web::ServiceConfig) {
@@ -70,7 +70,7 @@ pub fn json_errors(cfg: &mut web::ServiceConfig) {
 /// use actix_web::{HttpResponse, web};
 ///
 /// let config = |cfg: &mut web::ServiceConfig| {
-///     cfg.service(handoff::get("/hello", || async { HttpResponse::Ok().body("hello") }));
+///     cfg.service(actix_handoff::get("/hello", || async { HttpResponse::Ok().body("hello") }));
 /// };
 /// # let _ = config;
 /// ```

@@ -20,10 +20,10 @@ pub const APP_SECTION: &str = "app";
 ///     greeting: String,
 /// }
 ///
-/// impl handoff::AppSettings for Hello {
-///     fn validate(&self) -> Result<(), handoff::SettingError> {
+/// impl actix_handoff::AppSettings for Hello {
+///     fn validate(&self) -> Result<(), actix_handoff::SettingError> {
 ///         if self.greeting.is_empty() {
-///             return Err(handoff::SettingError::new("greeting", "", "must not be empty"));
+///             return Err(actix_handoff::SettingError::new("greeting", "", "must not be empty"));
 ///         }
 ///         Ok(())
 ///     }

@@ -1,11 +1,11 @@
 //! Durations in settings, written the way systemd units write them: `"30s"`,
 //! `"1min 30s"`, `"250ms"`; a bare integer means seconds. A service's own
-//! settings use the same with `#[serde(with = "handoff::duration")]`:
+//! settings use the same with `#[serde(with = "actix_handoff::duration")]`:
 //!
 //! ```
 //! #[derive(serde::Serialize, serde::Deserialize)]
 //! struct Slow {
-//!     #[serde(with = "handoff::duration")]
+//!     #[serde(with = "actix_handoff::duration")]
 //!     max_delay: std::time::Duration,
 //! }
 //! let slow: Slow = toml::from_str("max_delay = \"1min 30s\"").unwrap();

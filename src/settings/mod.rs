@@ -122,7 +122,7 @@ pub struct LimitSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
-    /// A tracing filter: `info`, `debug`, `handoff=debug,actix_server=warn`, ...
+    /// A tracing filter: `info`, `debug`, `actix_handoff=debug,actix_server=warn`, ...
     pub level: String,
     pub format: LogFormat,
 }
@@ -448,7 +448,7 @@ mod tests {
     #[test]
     fn a_bare_word_in_the_log_filter_must_be_a_level() {
         assert!(check_log_filter("info").is_ok());
-        assert!(check_log_filter("WARN,handoff=debug").is_ok());
+        assert!(check_log_filter("WARN,actix_handoff=debug").is_ok());
         assert!(check_log_filter("handoff[request]=trace").is_ok());
         let err = check_log_filter("inof").unwrap_err();
         assert!(err.contains("\"inof\" is not a level"), "{err}");

@@ -7,12 +7,12 @@ mod routes;
 use actix_web::App;
 
 fn main() -> std::process::ExitCode {
-    handoff::Service::with_settings::<routes::Demo>()
+    actix_handoff::Service::with_settings::<routes::Demo>()
         .name("handoff")
         .version(routes::VERSION)
         .run(|_| {
             App::new()
-                .configure(handoff::json_errors)
+                .configure(actix_handoff::json_errors)
                 .configure(routes::configure)
         })
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use handoff::{ApiError, Info, RequestLimits};
+use actix_handoff::{ApiError, Info, RequestLimits};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -21,7 +21,7 @@ pub const BUILD: &str = match option_env!("HANDOFF_BUILD_ID") {
 #[serde(deny_unknown_fields, default)]
 pub struct Demo {
     /// Longest sleep `GET /delay/{ms}` accepts.
-    #[serde(with = "handoff::duration")]
+    #[serde(with = "actix_handoff::duration")]
     pub max_delay: Duration,
     /// Largest body `POST /echo` answers back (actix-web's own default for
     /// a body read whole, `PayloadConfig`'s 256 KiB).
@@ -37,19 +37,19 @@ impl Default for Demo {
     }
 }
 
-impl handoff::AppSettings for Demo {
-    fn validate(&self) -> Result<(), handoff::SettingError> {
+impl actix_handoff::AppSettings for Demo {
+    fn validate(&self) -> Result<(), actix_handoff::SettingError> {
         if !(1..=64 * 1024 * 1024).contains(&self.echo_max_bytes) {
-            return Err(handoff::SettingError::new(
+            return Err(actix_handoff::SettingError::new(
                 "echo_max_bytes",
                 self.echo_max_bytes.to_string(),
                 "must be 1 to 67108864",
             ));
         }
         if self.max_delay > Duration::from_secs(3600) {
-            return Err(handoff::SettingError::new(
+            return Err(actix_handoff::SettingError::new(
                 "max_delay",
-                handoff::duration::display(self.max_delay),
+                actix_handoff::duration::display(self.max_delay),
                 "must be at most 1h",
             ));
         }
@@ -58,15 +58,15 @@ impl handoff::AppSettings for Demo {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(handoff::get("/", index))
-        .service(handoff::get("/version", version))
-        .service(handoff::get("/delay/{ms}", delay))
-        .service(handoff::get("/spin/{us}", spin))
+    cfg.service(actix_handoff::get("/", index))
+        .service(actix_handoff::get("/version", version))
+        .service(actix_handoff::get("/delay/{ms}", delay))
+        .service(actix_handoff::get("/spin/{us}", spin))
         .service(
             web::resource("/echo")
                 .route(web::post().to(echo))
                 .default_service(web::to(|req: HttpRequest| async move {
-                    handoff::method_not_allowed(&req, "POST")
+                    actix_handoff::method_not_allowed(&req, "POST")
                 })),
         );
 }
@@ -118,7 +118,7 @@ async fn delay(
             StatusCode::BAD_REQUEST,
             format!(
                 "delay {ms}ms exceeds app.max_delay ({})",
-                handoff::duration::display(cap)
+                actix_handoff::duration::display(cap)
             ),
         ));
     }
@@ -171,7 +171,7 @@ async fn echo(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "request body not received within server.client_body_timeout ({})",
-                    handoff::duration::display(timeout)
+                    actix_handoff::duration::display(timeout)
                 ),
             )
         })?
