@@ -1,9 +1,10 @@
 {
   description = "handoff: an actix-web service that restarts and redeploys with zero downtime under systemd socket activation";
 
-  # The stable release flake.lock pins; nixos-unstable is supported too,
-  # 25.11 for the package and module only (README, "NixOS"). A system's own
-  # nixpkgs replaces this one with `inputs.handoff.inputs.nixpkgs.follows`.
+  # The stable release flake.lock pins; nixos-unstable and 25.11 (rustc
+  # 1.91, the workspace needs 1.89) are supported too (README, "NixOS"). A
+  # system's own nixpkgs replaces this one with
+  # `inputs.handoff.inputs.nixpkgs.follows`.
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
