@@ -442,3 +442,19 @@ fn the_script_checks_fail_on_known_defects() {
     println!("{out}");
     assert!(ok, "the script checks' self-test failed (above)");
 }
+
+/// The switch-to-configuration stand-in decides as the real one does
+/// (tests/nixos/switch_test.py: units compared by their parsed content,
+/// drop-ins, X-Reload-Triggers, activating units, sockets, templates),
+/// without systemd: the decisions are pure functions of the two systems.
+#[test]
+fn the_switch_stand_in_decides_as_switch_to_configuration_ng() {
+    let out = Command::new(support::python())
+        .arg(root().join("tests/nixos/switch_test.py"))
+        .output()
+        .expect("python3 tests/nixos/switch_test.py");
+    let err = String::from_utf8_lossy(&out.stderr);
+    println!("{err}");
+    assert!(out.status.success(), "tests/nixos/switch_test.py failed");
+    assert!(err.contains("\nOK"), "{err}");
+}
