@@ -532,3 +532,70 @@ fn an_acme_host_that_is_not_declared_is_named() {
         "{failed:#?}"
     );
 }
+
+/// The names of the flake's checks for x86_64-linux, evaluated through
+/// nixpkgs' real lib (no derivation is built: the names need none), with
+/// `HANDOFF_CHECKS` set as given.
+fn flake_checks(nixpkgs: &Path, env: Option<&str>) -> Vec<String> {
+    let expr = format!(
+        r#"
+        let
+          flake = import {root}/flake.nix;
+          nixpkgs = {{ lib = import {nixpkgs}/lib; legacyPackages = {{ x86_64-linux = {{ }}; aarch64-linux = {{ }}; }}; }};
+          self = flake.outputs {{ inherit self nixpkgs; }};
+        in builtins.attrNames self.checks.x86_64-linux
+        "#,
+        root = root().display(),
+        nixpkgs = nixpkgs.display(),
+    );
+    let mut cmd = Command::new("nix-instantiate");
+    cmd.args(["--eval", "--strict", "--json", "-E", &expr])
+        .env("NIX_CONFIG", "build-users-group =")
+        .env_remove("HANDOFF_CHECKS");
+    if let Some(v) = env {
+        cmd.env("HANDOFF_CHECKS", v);
+    }
+    let out = cmd.output().expect("nix-instantiate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `nix flake check` runs the quick checks and every VM test;
+/// `HANDOFF_CHECKS=quick nix flake check --impure` the quick ones alone.
+#[test]
+fn a_quick_flake_check_leaves_the_vm_tests_out_and_the_default_runs_them_all() {
+    let Some(nixpkgs) = nixpkgs("a_quick_flake_check_leaves_the_vm_tests_out") else {
+        return;
+    };
+    let quick = [
+        "cargo-test",
+        "clippy",
+        "fmt",
+        "handoff",
+        "module-eval",
+        "nix-lint",
+    ];
+    let vm_files = std::fs::read_dir(root().join("nix/tests")).unwrap().count();
+    let all = flake_checks(nixpkgs, None);
+    assert_eq!(all.len(), quick.len() + vm_files, "{all:?}");
+    assert!(
+        quick.iter().all(|q| all.contains(&q.to_string())),
+        "{all:?}"
+    );
+    assert!(all.contains(&"vm-fleet".to_string()), "{all:?}");
+    assert_eq!(flake_checks(nixpkgs, Some("quick")), quick);
+    // Without --impure, flakes evaluate purely, where getEnv reads "" (as
+    // if unset): the variable alone cannot drop the VM tests.
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--option", "pure-eval", "true", "-E"])
+        .arg(r#"builtins.getEnv "HANDOFF_CHECKS""#)
+        .env("NIX_CONFIG", "build-users-group =")
+        .env("HANDOFF_CHECKS", "quick")
+        .output()
+        .expect("nix-instantiate");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "\"\"");
+}
