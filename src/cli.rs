@@ -32,6 +32,7 @@ pub enum Command {
     /// Hand the listeners of the running process PID to a new process started
     /// from this binary, this configuration and this environment; wait until
     /// it serves (exit 0) or failed (exit 75, the old process keeps serving).
+    /// Exit 69: no handoff process at PID takes reloads.
     Reload {
         /// The running handoff process (systemd: $MAINPID).
         #[arg(long)]

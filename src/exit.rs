@@ -9,7 +9,8 @@ pub const USAGE: u8 = 64;
 /// `LISTEN_FDNAMES`, an fd that is not a listening stream socket, a name
 /// handoff does not serve.
 pub const DATAERR: u8 = 65;
-/// A configured address could not be bound (in use, not permitted).
+/// A configured address could not be bound (in use, not permitted); or,
+/// for `reload`, no handoff process at the pid takes reloads.
 pub const UNAVAILABLE: u8 = 69;
 /// The server failed while running.
 pub const SOFTWARE: u8 = 70;

@@ -310,8 +310,9 @@ fn check_config_and_start_refuse_tls_files_that_cannot_serve() {
     );
     let (status, err) = proc.wait(Duration::from_secs(10));
     assert_eq!(status.code(), Some(EX_CONFIG), "{err}");
+    // In check-config's words (the README quotes them).
     assert!(
-        err.contains("tls.certificate") && err.contains("live.crt"),
+        err.contains("handoff: invalid configuration: tls.certificate") && err.contains("live.crt"),
         "{err}"
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());

@@ -134,7 +134,8 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot serve HTTPS");
-            eprintln!("{name}: {e}");
+            // As check-config says it: the same refusal, the same words.
+            eprintln!("{name}: invalid configuration: {e}");
             return exit::CONFIG;
         }
     };

@@ -204,6 +204,9 @@ fn date() -> String {
         .unwrap_or_default()
 }
 
+/// Every section, in the order a whole run runs them.
+const ALL_SECTIONS: [&str; 6] = ["steady", "callgrind", "reload", "scale", "hostile", "tls"];
+
 fn main() {
     let args = Args::parse();
     let only = |s: &str| args.only.iter().any(|o| o == s);
@@ -269,10 +272,19 @@ fn main() {
     std::fs::create_dir_all(&args.out).expect("create the output folder");
     let md = report::render(&args, &figures);
     print!("{md}");
-    std::fs::write(args.out.join("cost.md"), &md).expect("write cost.md");
-    std::fs::write(
-        args.out.join("cost.json"),
-        serde_json::to_string_pretty(&figures).unwrap(),
-    )
-    .expect("write cost.json");
+    // A run of some sections does not overwrite the whole run's figures:
+    // `--only tls` writes cost-tls.md and cost-tls.json.
+    let stem = if ALL_SECTIONS.iter().all(|s| only(s)) {
+        "cost".to_owned()
+    } else {
+        format!("cost-{}", args.only.join("-"))
+    };
+    let (md_path, json_path) = (
+        args.out.join(format!("{stem}.md")),
+        args.out.join(format!("{stem}.json")),
+    );
+    std::fs::write(&md_path, &md).unwrap_or_else(|e| panic!("write {}: {e}", md_path.display()));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&figures).unwrap())
+        .unwrap_or_else(|e| panic!("write {}: {e}", json_path.display()));
+    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
 }
