@@ -51,14 +51,17 @@ context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 cp "$binary" "$context/app"
 mkdir "$context/units"
-# The reference units, for this service: only names and paths change.
+# The reference units, for this service: only names and paths change. The
+# description names handoff beside another service's name only.
+described=$name
+[[ $name == handoff ]] || described="$name (handoff)"
 for unit in socket service; do
     sed -e "s|/usr/local/bin/handoff|/usr/local/bin/$name|g" \
         -e "s|/etc/handoff/handoff.toml|/etc/$name/$name.toml|g" \
         -e "s|^RuntimeDirectory=handoff$|RuntimeDirectory=$name|" \
         -e "s|handoff\.socket|$name.socket|g" \
         -e "s|handoff\.service|$name.service|g" \
-        -e "s|^Description=handoff |Description=$name (handoff) |" \
+        -e "s|^Description=handoff |Description=$described |" \
         "$here/units/handoff.$unit" > "$context/units/$name.$unit"
 done
 if ((https)); then

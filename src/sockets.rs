@@ -459,10 +459,28 @@ fn bind_tcp(addr: &str, backlog: u32) -> Result<TcpListener, String> {
         })();
         match attempt {
             Ok(l) => return Ok(l),
-            Err(e) => last_err = format!("{sa}: {e}"),
+            Err(e) => {
+                // The address a name resolved to, when it is not the one
+                // configured; and what to do about a busy port.
+                let at = if sa.to_string() == addr {
+                    String::new()
+                } else {
+                    format!("{sa}: ")
+                };
+                last_err = format!("{at}{e}{}", busy_hint(&e));
+            }
         }
     }
     Err(last_err)
+}
+
+/// For an address already in use: how to choose another.
+fn busy_hint(e: &io::Error) -> &'static str {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        "; another process has it: choose another address with --listen ADDR or HANDOFF__SERVER__LISTEN"
+    } else {
+        ""
+    }
 }
 
 fn bind_unix(path: &Path, backlog: u32) -> Result<UnixListener, String> {

@@ -2,6 +2,7 @@
 //! stderr to it, human-readable text on a terminal, JSON when asked.
 
 use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -30,6 +31,20 @@ pub fn stderr_is_journal() -> bool {
     stat.st_dev == dev && stat.st_ino == ino
 }
 
+/// Where the log goes, once `init` decided it.
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Says why the process cannot go on, once: `NAME: MESSAGE` on a terminal
+/// (the log would repeat it there), else the log's own event (the journal's
+/// structured entry, a JSON line), where a plain stderr line would repeat it
+/// or break the format.
+pub fn fatal(name: &str, message: &str) {
+    match FORMAT.get() {
+        Some(LogFormat::Journald | LogFormat::Json) => tracing::error!("{message}"),
+        _ => eprintln!("{name}: {message}"),
+    }
+}
+
 /// Installs the global subscriber. The level was validated with the config.
 pub fn init(settings: &LogSettings, name: &str) {
     let filter = EnvFilter::builder()
@@ -42,6 +57,7 @@ pub fn init(settings: &LogSettings, name: &str) {
         LogFormat::Auto => LogFormat::Text,
         other => other,
     };
+    let _ = FORMAT.set(format);
     match format {
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(layer) => {
@@ -53,6 +69,8 @@ pub fn init(settings: &LogSettings, name: &str) {
                 registry
                     .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
                     .init();
+                // Not the journal after all: text, as fatal() must know.
+                let _ = FORMAT.set(LogFormat::Text);
                 tracing::warn!(error = %e, "journald unreachable; logging text to stderr");
             }
         },

@@ -27,11 +27,11 @@
 use std::pin::pin;
 use std::time::{Duration, SystemTime};
 
+use actix_handoff::{DrainSignal, Info};
 use actix_web::http::header;
 use actix_web::{App, HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message};
 use futures_util::{StreamExt, stream};
-use actix_handoff::{DrainSignal, Info};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

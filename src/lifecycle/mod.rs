@@ -114,8 +114,7 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     let inherited = match successor::take_env() {
         Ok(v) => v,
         Err(e) => {
-            tracing::error!(error = %e, "bad hand-off environment");
-            eprintln!("{name}: {e}");
+            telemetry::fatal(name, &format!("bad hand-off environment: {e}"));
             return exit::DATAERR;
         }
     };
@@ -133,9 +132,8 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
             loaded.tls
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot serve HTTPS");
             // As check-config says it: the same refusal, the same words.
-            eprintln!("{name}: invalid configuration: {e}");
+            telemetry::fatal(name, &format!("invalid configuration: {e}"));
             return exit::CONFIG;
         }
     };
@@ -146,8 +144,7 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     ) {
         Ok(t) => t,
         Err(e) => {
-            tracing::error!(error = %e, "cannot take listeners");
-            eprintln!("{name}: {e}");
+            telemetry::fatal(name, &e.to_string());
             return if e.is_environment() {
                 exit::DATAERR
             } else {
@@ -158,9 +155,9 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     if tls.is_none()
         && let Some(https) = passed.listeners.iter().find(|l| l.is_https())
     {
-        tracing::error!(listener = %https, "an https socket, and no [tls] settings");
-        eprintln!(
-            "{name}: {https}: an https socket needs tls.certificate and tls.key in the settings"
+        telemetry::fatal(
+            name,
+            &format!("{https}: an https socket needs tls.certificate and tls.key in the settings"),
         );
         return exit::CONFIG;
     }
@@ -180,8 +177,7 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
             exit::OK
         }
         Err(e) => {
-            tracing::error!("failed: {e}");
-            eprintln!("{name}: {e}");
+            telemetry::fatal(name, &e.to_string());
             exit::SOFTWARE
         }
     }

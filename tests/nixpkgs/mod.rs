@@ -1,8 +1,10 @@
-//! nixpkgs' `lib` and NixOS's systemd unit code, the subset that
-//! nix/eval/ evaluates the NixOS module with (tests/module.rs,
-//! tests/nixos.rs): the archive at `$HANDOFF_NIXPKGS_SUBSET`, else
-//! `../shared/nixpkgs-eval/` beside the checkout or in
-//! `/work/shared/nixpkgs-eval/`, unpacked once per test binary.
+//! nixpkgs' `lib` and NixOS's systemd unit code, what nix/eval/ evaluates
+//! the NixOS module with (tests/module.rs, tests/nixos.rs): the subset
+//! archive at `$HANDOFF_NIXPKGS_SUBSET`, else `../shared/nixpkgs-eval/`
+//! beside the checkout or in `/work/shared/nixpkgs-eval/`, unpacked once per
+//! test binary; else a whole nixpkgs where Nix finds one (`<nixpkgs>` on
+//! `NIX_PATH`, as a NixOS machine or a channel has it), which has the same
+//! files and all of NixOS besides.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +29,9 @@ pub fn nixpkgs(test: &str) -> Option<&'static Path> {
                 Path::new("/work/shared").join(ARCHIVE),
             ])
             .collect();
-        let archive = tried.iter().find(|p| p.is_file())?;
+        let Some(archive) = tried.iter().find(|p| p.is_file()) else {
+            return whole_nixpkgs().map(|path| (tempfile::tempdir().unwrap(), path));
+        };
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new("tar")
             .arg("-xzf")
@@ -45,9 +49,23 @@ pub fn nixpkgs(test: &str) -> Option<&'static Path> {
         None => {
             podman::record_skip(
                 test,
-                "no nixpkgs subset archive (set HANDOFF_NIXPKGS_SUBSET to ../shared/nixpkgs-eval/nixpkgs-subset.tar.gz)",
+                "no nixpkgs: no subset archive (HANDOFF_NIXPKGS_SUBSET, ../shared/nixpkgs-eval/nixpkgs-subset.tar.gz) and no <nixpkgs> on NIX_PATH",
             );
             None
         }
     }
+}
+
+/// A whole nixpkgs on `NIX_PATH` (`nix-instantiate --find-file nixpkgs`),
+/// if it has the files the evaluation reads.
+fn whole_nixpkgs() -> Option<PathBuf> {
+    let out = Command::new("nix-instantiate")
+        .args(["--find-file", "nixpkgs"])
+        .output()
+        .ok()?;
+    let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+    (out.status.success()
+        && path.join("lib/default.nix").is_file()
+        && path.join("nixos/lib/systemd-lib.nix").is_file())
+    .then_some(path)
 }

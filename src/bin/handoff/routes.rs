@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use actix_handoff::{ApiError, Info, RequestLimits};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use actix_handoff::{ApiError, Info, RequestLimits};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
