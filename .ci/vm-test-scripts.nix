@@ -1,6 +1,8 @@
 # Renders the testScript of every NixOS VM test with stand-ins for nixpkgs
-# and this flake, so that CI (which has no nixpkgs) can check that the Python
-# they produce parses. Evaluated by .ci/run with nix-instantiate --eval.
+# and this flake, so that the cargo tests (which have no nixpkgs) can check
+# and run the Python they produce. Evaluated with nix-instantiate --eval by
+# tests/nixos.rs (the test driver's script checks, tests/nixos/
+# script_checks.py) and by tests/nixos/run.py, which runs a rendered script.
 let
   system = "x86_64-linux";
   fake = name: "/nix/store/00000000000000000000000000000000-${name}";

@@ -26,12 +26,16 @@ nixpkgs' stdenv and Rust hooks, in our words):
 - the environment is empty but for what Nix sets (HOME=/homeless-shelter,
   which does not exist, TMPDIR=/build, NIX_BUILD_TOP, NIX_BUILD_CORES,
   TERM, ...) and the spec's env; PATH is a farm of the declared inputs
-  (Debian's builds of the same programs, mapped below) plus stdenv's and
-  the Rust toolchain.
+  (Debian's builds of the same programs, mapped below) plus stdenv's, and
+  of the Rust toolchain what rustPlatform gives every check (cargo, rustc)
+  and what the spec's inputs name (clippy, rustfmt), nothing more;
+- cargo's target directory, /build/source/target as under Nix, is kept
+  between runs (see target_dir below).
 
 --self-test proves that each of those walls stands: probes that must fail
 inside (reaching the network, writing HOME, running podman or a tool not
-declared, /usr/bin/env, reading the checkout) and, with the test fileset
+declared, rustfmt or clippy under the test check, /usr/bin/env, reading
+the checkout) and, with the test fileset
 shrunk to the build fileset (a defect the flake had), the cargo test that
 reads nix/ must fail. Exit status: the script's; 2 for bad usage; 69 when
 the twin cannot be set up here (not root, no unshare); 1 when a self-test
@@ -61,7 +65,7 @@ INPUTS: dict[str, list[str]] = {
     "curl": ["curl"],
     "nghttp2": ["h2load", "nghttp"],
     "systemfd": ["systemfd"],
-    # The Rust toolchain's own: linked from its sysroot, below.
+    # The Rust toolchain's own: from its sysroot, RUST_INPUTS below.
     "clippy": [],
     "rustfmt": [],
 }
@@ -94,9 +98,21 @@ STDENV = [
 # a store-path-like /inputs/cc with Debian's gcc directory bound below.
 COMPILER = ["cc", "gcc", "c++", "g++", "cpp"]
 
-# The Rust toolchain (rustPlatform's cargo and rustc, and the clippy and
-# rustfmt a spec names) is the sysroot of the rustc on PATH, bound whole at
-# /toolchain: its binaries find their libraries relative to themselves.
+# The Rust toolchain is the sysroot of the rustc on PATH, at /toolchain:
+# its binaries find their libraries relative to themselves (../lib), so
+# everything but bin/ is bound whole, and /toolchain/bin has only the
+# programs the check's nixpkgs packages have. Every check has rustPlatform's
+# cargo and rustc (nixpkgs' rustc package has rustdoc too, which cargo test
+# runs the doctests with); clippy and rustfmt are packages of their own that
+# a spec names in its inputs. cargo finds its subcommands (cargo-clippy,
+# cargo-fmt) on PATH and cargo-clippy its driver beside itself, so a tool
+# missing from /toolchain/bin is missing for every way of calling it.
+RUST_TOOLCHAIN = ["cargo", "rustc", "rustdoc"]
+RUST_INPUTS: dict[str, list[str]] = {
+    "clippy": ["cargo-clippy", "clippy-driver"],
+    "rustfmt": ["rustfmt", "cargo-fmt"],
+}
+
 # Files a nixpkgs package has in its store path that Debian keeps in /etc:
 # bound at the same place, read-only (the sandbox's /etc has nothing else).
 INPUT_FILES: dict[str, list[str]] = {
@@ -220,6 +236,13 @@ def path_farm(farm: Path, spec: dict) -> str:
     (farm / "etc-files").write_text("".join(f"{f}\n" for f in files))
     # nixpkgs' bash is also its sh.
     shutil.copy2(bins / "bash", bins / "sh")
+    rust = list(RUST_TOOLCHAIN)
+    for name in spec["inputs"]:
+        rust += RUST_INPUTS.get(name, [])
+    for program in rust:
+        if not (sysroot() / "bin" / program).is_file():
+            raise SetupError(f"{program} is not in the Rust toolchain here ({sysroot()}/bin; rustup component add?); the check has it under Nix")
+    (farm / "toolchain-bin").write_text("".join(f"{p}\n" for p in rust))
     (farm / "cc/bin").mkdir(parents=True)
     (farm / "cc/lib/gcc").mkdir(parents=True)
     for program in COMPILER:
@@ -250,7 +273,7 @@ def sysroot() -> Path:
 # builder's user and runs the script with Nix's environment.
 INSIDE = r"""
 set -eu
-new=$1; build=$2; farm=$3; toolchain=$4; shift 4
+new=$1; build=$2; farm=$3; toolchain=$4; target=$5; shift 5
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 none "$new"
 mkdir -p "$new"/usr "$new"/build "$new"/inputs "$new"/toolchain "$new"/proc "$new"/dev "$new"/tmp "$new"/etc "$new"/bin
@@ -267,9 +290,24 @@ ln -s usr/lib "$new"/lib
 touch "$new"/bin/sh
 mount --bind -o ro "$(readlink -f /bin/sh)" "$new"/bin/sh
 mount --bind "$build" "$new"/build
+# cargo's target directory, kept outside the source copy (one per fileset),
+# where cargo makes it under Nix.
+mkdir -p "$new"/build/source/target
+mount --bind "$target" "$new"/build/source/target
 mount --bind -o ro "$farm" "$new"/inputs
 mount --bind -o ro /usr/lib/gcc "$new"/inputs/cc/lib/gcc
-mount --bind -o ro "$toolchain" "$new"/toolchain
+# The sysroot but bin/, and of bin/ the programs the check has.
+for d in "$toolchain"/*; do
+    name=${d##*/}
+    [ "$name" = bin ] && continue
+    if [ -d "$d" ]; then mkdir "$new"/toolchain/"$name"; else touch "$new"/toolchain/"$name"; fi
+    mount --rbind -o ro "$d" "$new"/toolchain/"$name"
+done
+mkdir "$new"/toolchain/bin
+while read -r p; do
+    touch "$new"/toolchain/bin/"$p"
+    mount --bind -o ro "$toolchain"/bin/"$p" "$new"/toolchain/bin/"$p"
+done <"$farm"/toolchain-bin
 # /dev as Nix makes it: a few devices, a new devpts, a tmpfs shm.
 mount -t tmpfs -o mode=0755 none "$new"/dev
 for d in full null random tty urandom zero; do
@@ -301,6 +339,61 @@ exec chroot "$new" /inputs/bin/env -i "$@"
 """
 
 
+# cargo's target directory. Under Nix every check builds from nothing:
+# cargo makes /build/source/target in a fresh source copy. Building the
+# workspace from nothing at every run here would cost minutes each time, so
+# the twin keeps the target directory between runs, and only where that
+# cannot change what the build sees:
+#
+# - outside the source copy (KEEP/targets/FILESET), bound read-write at
+#   /build/source/target, where cargo makes it under Nix: no
+#   CARGO_TARGET_DIR that Nix would not set, and the paths the tests see
+#   (CARGO_TARGET_TMPDIR, tests/nixos.rs's target/release) are Nix's;
+# - one for both filesets (build, test): what cargo reuses it checks
+#   against the files each crate read (below), so a run on the build
+#   fileset that lacks a file a crate read (include_str! of README.md, say)
+#   rebuilds that crate and fails as Nix's build does; the workspace has no
+#   build script that reads files undeclared. One directory saves CI a
+#   whole build of the workspace (the self-test's run on the build fileset
+#   reuses the test run's crates);
+# - what cargo keeps there (debug/, release/) it checks against its sources
+#   before use, as every incremental cargo build does: the sources' times
+#   (sync_source copies them), the files each crate read (its dep-info: a
+#   file gone from the fileset rebuilds, and fails, what read it), flags,
+#   tracked environment and the rustc version. Given the same fileset, a
+#   kept target directory builds what a fresh one would, as far as any
+#   incremental cargo build does;
+# - everything else there was written by an earlier run's tests or scripts
+#   (target/tmp, cargo's CARGO_TARGET_TMPDIR, and target/test-reports
+#   beside it), which a fresh Nix build does not have: removed before each
+#   run.
+#
+# Removing KEEP/targets (target/sandbox/targets by default) starts from
+# nothing.
+CARGO_KEEPS = {"debug", "release", ".rustc_info.json", "CACHEDIR.TAG"}
+
+
+def target_dir(keep: Path, source_name: str, build: Path) -> Path:
+    """The kept target directory (the same for every fileset, see above),
+    with only cargo's own files left in it."""
+    del source_name  # one directory for every fileset
+    target = keep / "targets" / "shared"
+    target.mkdir(parents=True, exist_ok=True)
+    for child in target.iterdir():
+        if child.name not in CARGO_KEEPS:
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    os.chown(target, SANDBOX_UID, SANDBOX_GID)
+    # Before targets/ the twin kept one target directory in the source
+    # copy, for every fileset; it is only a mount point now.
+    old = build / "source/target"
+    if old.is_dir() and not old.is_symlink() and any(old.iterdir()):
+        shutil.rmtree(old)
+    return target
+
+
 def own(build: Path) -> None:
     os.chown(build, SANDBOX_UID, SANDBOX_GID)
     for child in build.iterdir():
@@ -315,7 +408,7 @@ def own(build: Path) -> None:
                 os.lchown(path, SANDBOX_UID, SANDBOX_GID)
 
 
-def run_in_sandbox(build: Path, farm: Path, env: dict[str, str], argv: list[str], capture: bool = False) -> tuple[int, str]:
+def run_in_sandbox(build: Path, farm: Path, target: Path, env: dict[str, str], argv: list[str], capture: bool = False) -> tuple[int, str]:
     if os.geteuid() != 0:
         raise SetupError("the sandbox twin needs root (mount and network namespaces)")
     if shutil.which("unshare") is None or shutil.which("setpriv") is None:
@@ -323,9 +416,10 @@ def run_in_sandbox(build: Path, farm: Path, env: dict[str, str], argv: list[str]
     new = build.parent / "root"
     new.mkdir(exist_ok=True)
     # The builder owns /build, as Nix's build user does.
-    # What the builder made (target/) is its own already; the rest was
-    # copied as root and is handed over. Only paths not yet its own are
-    # changed, so a rerun does not walk cargo's target directory.
+    # What the builder made is its own already; the rest was copied as
+    # root and is handed over. Only paths not yet its own are changed, and
+    # cargo's target directory (the builder's, bound at source/target; see
+    # target_dir) is not walked.
     own(build)
     inside = INSIDE.replace("{uid}", str(SANDBOX_UID)).replace("{gid}", str(SANDBOX_GID))
     envs = [f"{k}={v}" for k, v in env.items()]
@@ -335,7 +429,7 @@ def run_in_sandbox(build: Path, farm: Path, env: dict[str, str], argv: list[str]
     drop = ["/inputs/setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_GID}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     cmd = [
         "unshare", "--mount", "--net", "--pid", "--fork", "--uts", "--ipc", "--kill-child",
-        "sh", "-c", inside, "inside", str(new), str(build), str(farm), str(sysroot()),
+        "sh", "-c", inside, "inside", str(new), str(build), str(farm), str(sysroot()), str(target),
         *envs, *drop, "/inputs/bin/bash", "-c", "cd /build/source && exec \"$@\"", "cd",
         *argv,
     ]
@@ -366,20 +460,23 @@ def nix_env(spec: dict, path: str, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def prepare(check: str, lib: Path, keep: Path, source_name: str | None = None) -> tuple[dict, Path, Path, str, int]:
-    """/build for `check` (its source, vendored crates, PATH farm): the
-    spec, /build, the farm, PATH, and how many files the source has."""
+def prepare(check: str, lib: Path, keep: Path, source_name: str | None = None) -> tuple[dict, Path, Path, Path, str, int]:
+    """/build for `check` (its source, vendored crates, PATH farm, target
+    directory): the spec, /build, the farm, the target directory, PATH,
+    and how many files the source has."""
     all_specs = specs()
     if check not in all_specs:
         raise SetupError(f"no check {check!r} in nix/cargo-checks.nix (there are {', '.join(sorted(all_specs))})")
     spec = all_specs[check]
     build = keep / "build"
-    files = fileset(lib, source_name or spec["source"])
+    source_name = source_name or spec["source"]
+    files = fileset(lib, source_name)
     sync_source(files, build / "source")
     vendor(build)
+    target = target_dir(keep, source_name, build)
     farm = keep / "inputs"
     path = path_farm(farm, spec)
-    return spec, build, farm, path, len(files)
+    return spec, build, farm, target, path, len(files)
 
 
 def script_argv(spec: dict, check: str, args: list[str]) -> list[str]:
@@ -388,9 +485,10 @@ def script_argv(spec: dict, check: str, args: list[str]) -> list[str]:
 
 
 def run_check(check: str, lib: Path, keep: Path, args: list[str], extra_env: dict[str, str]) -> int:
-    spec, build, farm, path, files = prepare(check, lib, keep)
-    print(f"sandbox: {check}: {files} files of the {spec['source']} fileset in /build/source, PATH={path}", file=sys.stderr, flush=True)
-    return run_in_sandbox(build, farm, nix_env(spec, path, extra_env), script_argv(spec, check, args))[0]
+    spec, build, farm, target, path, files = prepare(check, lib, keep)
+    tools = " ".join((farm / "toolchain-bin").read_text().split())
+    print(f"sandbox: {check}: {files} files of the {spec['source']} fileset in /build/source, target directory {target}, PATH={path} (/toolchain/bin: {tools})", file=sys.stderr, flush=True)
+    return run_in_sandbox(build, farm, target, nix_env(spec, path, extra_env), script_argv(spec, check, args))[0]
 
 
 # What Nix's sandbox does not allow: each probe must fail inside the twin.
@@ -402,6 +500,9 @@ PROBES = [
     ("writing HOME", "mkdir -p $HOME/.cache"),
     ("running podman", "command -v podman"),
     ("a tool the check does not declare", "command -v haproxy || command -v nix-instantiate || command -v go"),
+    # The test check's inputs have no clippy and no rustfmt: neither on
+    # PATH nor through cargo.
+    ("rustfmt or clippy under the test check", "command -v rustfmt || command -v cargo-fmt || command -v cargo-clippy || command -v clippy-driver || cargo fmt --version || cargo clippy --version"),
     ("/usr/bin/env", "test -e /usr/bin/env"),
     ("reading the checkout", f"test -e {ROOT}/Cargo.toml"),
     ("a file outside the fileset", "test -e /build/source/.gitignore"),
@@ -417,9 +518,9 @@ def self_test(lib: Path, keep: Path) -> int:
     # fileset stays for the probes and the next run.
     one = ["--test", "nixos", "--", "--exact", "every_vm_test_runs_here_or_says_why_not"]
     for source_name, should_pass in [("build", False), ("test", True)]:
-        spec, build, farm, path, _ = prepare("test", lib, keep, source_name=source_name)
+        spec, build, farm, target, path, _ = prepare("test", lib, keep, source_name=source_name)
         env = nix_env(spec, path, {})
-        status, out = run_in_sandbox(build, farm, env, script_argv(spec, "test", one), capture=True)
+        status, out = run_in_sandbox(build, farm, target, env, script_argv(spec, "test", one), capture=True)
         ok = (status == 0) if should_pass else (status != 0 and "No such file or directory" in out and "every_vm_test_runs_here_or_says_why_not" in out)
         what = f"the cargo test that reads nix/tests {'passes' if should_pass else 'fails'} on the {source_name} fileset"
         print(f"self-test: {what}: {'yes' if ok else 'NO'}", flush=True)
@@ -427,7 +528,7 @@ def self_test(lib: Path, keep: Path) -> int:
             print(out[-3000:], file=sys.stderr)
             broken.append(what)
     for name, probe in PROBES:
-        status, _ = run_in_sandbox(build, farm, env, ["/inputs/bin/bash", "-c", probe], capture=True)
+        status, _ = run_in_sandbox(build, farm, target, env, ["/inputs/bin/bash", "-c", probe], capture=True)
         print(f"self-test: {name}: {'no' if status != 0 else 'YES, a wall is down'}", flush=True)
         if status == 0:
             broken.append(name)
