@@ -85,13 +85,26 @@ pkgs.testers.runNixOSTest {
       def main_pid(w):
           return w.succeed("systemctl show -P MainPID handoff.service").strip()
 
+      # HAProxy's view of each host (its stats page, status column): "UP",
+      # "DOWN", or a transition such as "UP 1/2".
+      ROTATION = "curl --fail --silent 'http://127.0.0.1:8404/stats;csv' | awk -F, '$1 == \"handoff\" && $2 ~ /^web/ { print $2, $18 }'"
+
       def all_in_rotation():
-          # Each host ready, then HAProxy's checks see it twice (rise 2,
-          # inter 1s). Pids cannot tell the hosts apart: each is its own VM.
+          # Each host ready, then HAProxy's checks see it (rise 2, inter 1s).
+          # Pids cannot tell the hosts apart: each is its own VM.
           for w in webs:
               w.wait_until_succeeds("curl --fail --silent http://127.0.0.1:8080/readyz", timeout=60)
-          lb.sleep(3)
+          lb.wait_until_succeeds(f"test \"$({ROTATION} | grep -c ' UP$')\" = 3", timeout=60)
           lb.succeed("curl --fail --silent http://127.0.0.1:8000/readyz")
+
+      def out_of_rotation(w):
+          lb.wait_until_succeeds(f"{ROTATION} | grep -q '^{w.name} DOWN'", timeout=60)
+
+      def assert_own_identity(w):
+          # A switch keeps the host's name (and address): nixos/lib/testing
+          # builds them into each node's own system.
+          name = w.succeed("cat /etc/hostname").strip()
+          assert name == w.name, f"{w.name} answers to the name {name} after its switch"
 
       start_all()
       for w in webs:
@@ -104,14 +117,15 @@ pkgs.testers.runNixOSTest {
           start_load()
           for w in webs:
               w.succeed(switch(w, "v2"))
-              w.sleep(2)
+              assert_own_identity(w)
+              w.sleep(1)
           finish_load()
           for w in webs:
               w.succeed("curl --fail --silent http://127.0.0.1:8080/version | grep -q '\"build\":\"v2\"'")
 
       with subtest("2. all hosts reloaded at once"):
           start_load()
-          lb.sleep(2)
+          lb.sleep(1)
           pids = {w.name: main_pid(w) for w in webs}
           for w in webs:
               w.execute("rm -f /tmp/reload-status; (systemctl reload handoff.service; echo $? >/tmp/reload-status) >/dev/null 2>&1 &")
@@ -140,7 +154,7 @@ pkgs.testers.runNixOSTest {
           start_load()
           for w in webs:
               w.succeed("systemctl stop handoff.socket handoff.service")
-              w.sleep(2)
+              out_of_rotation(w)
               w.succeed("systemctl start handoff.socket")
               all_in_rotation()
           finish_load()
@@ -152,6 +166,9 @@ pkgs.testers.runNixOSTest {
           finish_load()
           assert main_pid(web2) == pid
           # The running process was asked: the broken build's successor ran.
-          web2.succeed("journalctl --no-pager -u handoff.service | grep -q 'handoff (broken build): cannot start'")
+          # grep -c reads to the end: grep -q would stop at the match and
+          # journalctl die of SIGPIPE, which pipefail (the driver sets it)
+          # turns into a failure.
+          web2.succeed("journalctl --no-pager -u handoff.service | grep -c 'handoff (broken build): cannot start'")
     '';
 }

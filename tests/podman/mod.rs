@@ -102,18 +102,50 @@ fn script(path: &str, args: &[&str], env: &[(&str, &str)]) {
     assert!(status.success(), "{path} {args:?} failed: {status}");
 }
 
-/// Builds (once per test binary) the debootstrap base, if absent, and the
-/// handoff image from the current source.
-pub fn image() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
+/// Builds `tag` with containers/build.sh `args` (and the debootstrap base,
+/// if absent), once per test binary, and once per run of `tests/run`: the
+/// source does not change during a run, so a later test binary of the
+/// same run finds the image it would build (a stamp under target/ names
+/// the run, `$HANDOFF_TEST_RUN`).
+fn build_once(built: &OnceLock<()>, args: &[&str], tag: &str) {
+    built.get_or_init(|| {
+        let run = std::env::var("HANDOFF_TEST_RUN").ok();
+        let stamp = root()
+            .join("target/test-images")
+            .join(tag.replace(['/', ':'], "_"));
+        let exists = || {
+            Command::new("podman")
+                .args(["image", "exists", tag])
+                .env("CONTAINERS_CONF", containers_conf())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if let Some(run) = &run
+            && std::fs::read_to_string(&stamp).is_ok_and(|s| s == *run)
+            && exists()
+        {
+            eprintln!("{tag}: built earlier in this run ({run})");
+            return;
+        }
         script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
+        let mut build_args = args.to_vec();
+        build_args.push(tag);
         script(
             "containers/build.sh",
-            &[IMAGE],
+            &build_args,
             &[("BASE_IMAGE", BASE_IMAGE)],
         );
+        if let Some(run) = run {
+            let _ = std::fs::create_dir_all(stamp.parent().unwrap());
+            let _ = std::fs::write(&stamp, run);
+        }
     });
+}
+
+/// The handoff image from the current source (see [`build_once`]).
+pub fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    build_once(&BUILT, &[], IMAGE);
     IMAGE
 }
 
@@ -121,14 +153,7 @@ pub fn image() -> &'static str {
 /// `handoff.socket`, the certificate read from /etc/handoff/tls.
 pub fn https_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
-        script(
-            "containers/build.sh",
-            &["--https", HTTPS_IMAGE],
-            &[("BASE_IMAGE", BASE_IMAGE)],
-        );
-    });
+    build_once(&BUILT, &["--https"], HTTPS_IMAGE);
     HTTPS_IMAGE
 }
 
@@ -203,14 +228,7 @@ pub fn live_image() -> &'static str {
 }
 
 fn example_image(built: &OnceLock<()>, example: &str, tag: &'static str) -> &'static str {
-    built.get_or_init(|| {
-        script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
-        script(
-            "containers/build.sh",
-            &["--example", example, tag],
-            &[("BASE_IMAGE", BASE_IMAGE)],
-        );
-    });
+    build_once(built, &["--example", example], tag);
     tag
 }
 
