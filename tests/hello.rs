@@ -112,17 +112,22 @@ fn generation(c: &Container) -> u64 {
         .unwrap_or_else(|| panic!("no generation in {metrics}"))
 }
 
-/// Runs `disrupt` `times` times, 2.2 s apart (under systemd's start limit),
-/// under load that ends 2 s after the last; the report, and the main pid
-/// after each.
-fn under_load(c: &Container, times: usize, disrupt: impl Fn(&Container)) -> (Report, Vec<u32>) {
+/// Runs `disrupt` `times` times, `apart` (2.2 s for restarts, under
+/// systemd's start limit; reloads are no starts), under load that ends 2 s
+/// after the last; the report, and the main pid after each.
+fn under_load(
+    c: &Container,
+    times: usize,
+    apart: Duration,
+    disrupt: impl Fn(&Container),
+) -> (Report, Vec<u32>) {
     let mut load = Load::start(&hello_load(c, Duration::from_secs(120)));
     std::thread::sleep(Duration::from_secs(1));
     let mut pids = vec![c.main_pid()];
     for i in 0..times {
         load.mark(format!("disruption {}", i + 1));
         disrupt(c);
-        std::thread::sleep(Duration::from_millis(2200));
+        std::thread::sleep(apart);
         pids.push(c.main_pid());
     }
     let report = load.finish(Duration::from_secs(2));
@@ -139,7 +144,7 @@ fn hello_restarts_reloads_and_survives_a_failed_reload_under_systemd() {
     let c = Container::start_image(hello_image(), "hello", free_port());
     assert_eq!(get(&c.addr(), "/hello").unwrap().body, "hello");
 
-    let (run, pids) = under_load(&c, 5, |c| {
+    let (run, pids) = under_load(&c, 5, Duration::from_millis(2200), |c| {
         c.sh("systemctl restart hello.service");
     });
     run.assert_clean(1000);
@@ -149,7 +154,7 @@ fn hello_restarts_reloads_and_survives_a_failed_reload_under_systemd() {
     );
 
     let before = generation(&c);
-    let (run, pids) = under_load(&c, 5, |c| {
+    let (run, pids) = under_load(&c, 5, Duration::from_secs(1), |c| {
         c.sh("systemctl reload hello.service");
     });
     run.assert_clean(1000);
@@ -163,7 +168,7 @@ fn hello_restarts_reloads_and_survives_a_failed_reload_under_systemd() {
     // A deploy breaks the configuration: the reload fails, the old process
     // serves on, and no request fails meanwhile.
     let serving = c.main_pid();
-    let (run, pids) = under_load(&c, 2, |c| {
+    let (run, pids) = under_load(&c, 2, Duration::from_secs(1), |c| {
         let out = c.exec(&[
             "sh",
             "-c",

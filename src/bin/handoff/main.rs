@@ -8,7 +8,7 @@ use actix_web::App;
 
 fn main() -> std::process::ExitCode {
     actix_handoff::Service::with_settings::<routes::Demo>()
-        .name("handoff")
+        .name(routes::NAME)
         .version(routes::VERSION)
         .run(|_| {
             App::new()

@@ -8,6 +8,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 
+/// The service's name: the binary's and the units' (the crate is
+/// actix-handoff).
+pub const NAME: &str = "handoff";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Which build this is, set at compile time (`HANDOFF_BUILD_ID=...`; the Nix
 /// package sets one), so that two builds of one version can be told apart.
@@ -95,7 +98,7 @@ struct VersionInfo<'a> {
 
 async fn version(info: web::Data<Info>) -> HttpResponse {
     HttpResponse::Ok().json(VersionInfo {
-        name: env!("CARGO_PKG_NAME"),
+        name: NAME,
         version: VERSION,
         build: BUILD,
         pid: info.pid,
