@@ -324,16 +324,26 @@ fn scan_head(bytes: &[u8]) -> Option<(usize, State)> {
     let mut lines = memchr::memchr_iter(b'\n', head_bytes);
     let first_end = lines.next()?;
     let mut head = Head::default();
-    match crlf_line(&head_bytes[..=first_end]) {
+    // Every line must end with CRLF; that no CR stands anywhere else is
+    // checked once the head is whole (one count, not one search a line).
+    match head_bytes[..first_end].strip_suffix(b"\r") {
         Some(request) => head.request_line(request),
         None => head.opaque = true,
     }
+    let mut count = 1;
     let mut start = first_end + 1;
     for end in lines {
-        let line = crlf_line(&head_bytes[start..=end]);
+        count += 1;
+        let line = head_bytes[start..end].strip_suffix(b"\r");
         start = end + 1;
         match line {
-            Some([]) => return Some((skipped + end + 1, head.framing())),
+            Some([]) => {
+                let whole = &head_bytes[..=end];
+                if memchr::memchr_iter(b'\r', whole).count() != count {
+                    head.opaque = true;
+                }
+                return Some((skipped + end + 1, head.framing()));
+            }
             Some(line) if !head.opaque => head.field(line),
             // A bare line end: the rest is the decoder's alone.
             None => head.opaque = true,
@@ -341,13 +351,6 @@ fn scan_head(bytes: &[u8]) -> Option<(usize, State)> {
         }
     }
     None
-}
-
-/// `line` (ending with its LF) without its CRLF, or None when it ends with a
-/// bare LF or holds a CR elsewhere.
-fn crlf_line(line: &[u8]) -> Option<&[u8]> {
-    let line = line.strip_suffix(b"\r\n")?;
-    memchr::memchr(b'\r', line).is_none().then_some(line)
 }
 
 /// What a head's lines said about its framing, so far.
@@ -376,28 +379,36 @@ impl Head {
 
     fn field(&mut self, line: &[u8]) {
         self.fields += 1;
-        let Some(colon) = memchr::memchr(b':', line) else {
+        // The name: token bytes up to the colon, in one pass. A folded line
+        // begins with whitespace, which no token holds.
+        let colon = line
+            .iter()
+            .position(|&b| !TCHAR[usize::from(b)])
+            .filter(|&i| i > 0 && line[i] == b':' && self.fields <= MAX_HEADERS);
+        let Some(colon) = colon else {
             self.opaque = true;
             return;
         };
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        // A folded line begins with whitespace, which no token holds.
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) || self.fields > MAX_HEADERS {
-            self.opaque = true;
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
-            match std::str::from_utf8(value).map(str::parse::<u64>) {
-                Ok(Ok(n)) if digits && self.length.is_none() => self.length = Some(n),
-                _ => self.opaque = true,
+        let name = &line[..colon];
+        // The four names that decide the framing, told apart by length first.
+        let value = || line[colon + 1..].trim_ascii();
+        match name.len() {
+            14 if name.eq_ignore_ascii_case(b"content-length") => {
+                let value = value();
+                let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+                match std::str::from_utf8(value).map(str::parse::<u64>) {
+                    Ok(Ok(n)) if digits && self.length.is_none() => self.length = Some(n),
+                    _ => self.opaque = true,
+                }
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            self.codings += 1;
-            self.chunked = value.eq_ignore_ascii_case(b"chunked");
-            self.opaque |= !self.chunked || self.codings > 1 || self.http10;
-        } else if name.eq_ignore_ascii_case(b"host") {
-            self.hosts += 1;
-        } else if name.eq_ignore_ascii_case(b"upgrade") {
-            self.opaque = true;
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                self.codings += 1;
+                self.chunked = value().eq_ignore_ascii_case(b"chunked");
+                self.opaque |= !self.chunked || self.codings > 1 || self.http10;
+            }
+            4 if name.eq_ignore_ascii_case(b"host") => self.hosts += 1,
+            7 if name.eq_ignore_ascii_case(b"upgrade") => self.opaque = true,
+            _ => {}
         }
     }
 
@@ -415,10 +426,35 @@ impl Head {
     }
 }
 
-/// RFC 9110's token characters, which the decoder requires of a field name.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
+/// RFC 9110's token characters, which the decoder requires of a field
+/// name, as a table: a lookup a byte.
+const TCHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        b += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod differential;
