@@ -316,6 +316,10 @@ let
         inherit (app) description;
         documentation = [ "https://github.com/handoff-rs/handoff#operations" ];
         requires = sockets;
+        # No start limit: a service that keeps failing would hit it within a
+        # second and systemd would fail the socket with it (clients reset
+        # and refused); RestartSec= and its steps pace the retries.
+        startLimitIntervalSec = 0;
         # An ACME certificate's files exist once acme-HOST.service has run
         # (it writes a self-signed one until the CA answers), as nixpkgs'
         # own consumers of a certificate order themselves.
@@ -344,7 +348,15 @@ let
           ExecStop = "${app.executable} stop --pid=\${MAINPID}";
           TimeoutStopSec = app.settings.server.drain_timeout + app.settings.server.shutdown_delay + 15;
           WatchdogSec = 30;
+          # Every failure is retried, a bad configuration (exit 78) too:
+          # while the service waits to be restarted, systemd holds the
+          # socket's connections for it instead of starting it again for
+          # each (see containers/units/handoff.service). Backing off from
+          # 100 ms to a minute (systemd 254+, which NixOS has).
           Restart = "on-failure";
+          RestartSec = "100ms";
+          RestartSteps = 5;
+          RestartMaxDelaySec = "1min";
           # Idle keep-alive connections survive a restart in the fd store
           # (see containers/units/handoff.service). NixOS's systemd (254+)
           # sets FDSTORE= from FileDescriptorStoreMax= itself.
@@ -353,8 +365,6 @@ let
           # Keep-alive clients hold a descriptor each; the seccomp filter below
           # denies the service raising its own limit.
           LimitNOFILE = 65536;
-          # A bad command line, socket set or configuration will not fix itself.
-          RestartPreventExitStatus = "64 65 78";
           # Holds the reload control socket that ExecReload talks to.
           RuntimeDirectory = name;
           RuntimeDirectoryMode = "0700";

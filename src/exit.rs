@@ -1,5 +1,7 @@
-//! Exit statuses, from sysexits(3), so that a unit can tell a bad deploy
-//! (`RestartPreventExitStatus=65 78`) from a crash worth restarting.
+//! Exit statuses, from sysexits(3), so that a unit, a supervisor or an
+//! operator can tell a bad deploy (65, 78) from a crash (70). The units
+//! retry both (a restart into a bad configuration must not fail the socket:
+//! README, "Units").
 
 /// Served and drained normally.
 pub const OK: u8 = 0;

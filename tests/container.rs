@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use loadgen::{Group, Load, Plan, Report};
 use podman::{Container, serial, skipped};
-use support::{answering_pid, free_port, get, report, wait_for_new_pid};
+use support::{answering_pid, connect_tcp, free_port, get, report, wait_for_new_pid};
 
 /// A fresh container for one test, with the lock that keeps containers one at
 /// a time; the container is removed before the lock is released.
@@ -553,4 +553,65 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     assert_eq!(go_busy["failed"], 0, "{go_busy}");
     assert!(python["ok"].as_u64().unwrap() > 500, "{python}");
     assert!(go["ok"].as_u64().unwrap() > 300, "{go}");
+}
+
+/// A restart into a bad configuration (exit 78), with a client waiting on
+/// the socket: the socket stays listening and the client waits (systemd
+/// holds its connection while the service waits to be restarted, 1 s
+/// apart), and once the configuration is fixed, a restart answers it.
+/// Before, systemd started the service five times within a second, then
+/// failed the socket (service-start-limit-hit): the client was reset and
+/// new ones refused until someone restarted the socket.
+#[test]
+fn a_restart_into_a_bad_configuration_keeps_the_socket_and_its_waiting_client() {
+    if skipped("a_restart_into_a_bad_configuration_keeps_the_socket_and_its_waiting_client") {
+        return;
+    }
+    let _one = serial();
+    let c = Container::start(free_port());
+    answering_pid(&c.addr(), NEW_PID_LIMIT);
+    c.sh(
+        "cp /etc/handoff/handoff.toml /etc/handoff/handoff.toml.good \
+          && printf '[server]\\nworkers = \"two\"\\n' > /etc/handoff/handoff.toml",
+    );
+    let restart = c.exec(&["systemctl", "restart", "handoff.service"]);
+    assert!(!restart.status.success(), "a restart into exit 78 fails");
+    // A client arrives meanwhile and waits for its answer.
+    let mut waiting = connect_tcp(&c.addr()).expect("the socket accepts");
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    std::io::Write::write_all(&mut waiting, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let show = |unit: &str, what: &str| c.sh(&format!("systemctl show -p {what} --value {unit}"));
+    assert_eq!(
+        show("handoff.socket", "ActiveState"),
+        "active",
+        "{}",
+        c.journal()
+    );
+    assert_eq!(
+        show("handoff.service", "ActiveState"),
+        "activating",
+        "{}",
+        c.journal()
+    );
+    // Paced, not a loop: about one start a second.
+    let restarts: u32 = show("handoff.service", "NRestarts").parse().unwrap();
+    assert!((2..=8).contains(&restarts), "{restarts} restarts in 4 s");
+    // A new client is not refused either.
+    let mut second = connect_tcp(&c.addr()).expect("a new client is not refused");
+    std::io::Write::write_all(&mut second, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // The configuration fixed, a restart serves both.
+    c.sh("mv /etc/handoff/handoff.toml.good /etc/handoff/handoff.toml");
+    c.sh("systemctl restart handoff.service");
+    for (who, stream) in [
+        ("the waiting client", &mut waiting),
+        ("the second", &mut second),
+    ] {
+        let mut reader = std::io::BufReader::new(stream);
+        let mut status = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut status).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{who}: {status:?}");
+    }
 }

@@ -118,7 +118,8 @@ fn the_reference_service_renders_the_units_of_containers_units() {
     for (key, values) in &ours {
         // The Debian unit sets FDSTORE= for systemd 252; NixOS's systemd
         // sets it from FileDescriptorStoreMax= itself, and adds PATH.
-        if key == "Environment" {
+        // And paces retries 1 s apart (systemd 252 has no RestartSteps=).
+        if key == "Environment" || key == "RestartSec" {
             continue;
         }
         let expected: Vec<String> = values
@@ -137,6 +138,10 @@ fn the_reference_service_renders_the_units_of_containers_units() {
         ("X-ReloadIfChanged", "true"),
         ("X-StopIfChanged", "false"),
         ("FileDescriptorStorePreserve", "restart"),
+        // Retries that back off (systemd 254+): 100 ms to a minute.
+        ("RestartSec", "100ms"),
+        ("RestartSteps", "5"),
+        ("RestartMaxDelaySec", "1min"),
     ] {
         assert_eq!(
             service.get(key),
@@ -144,6 +149,14 @@ fn the_reference_service_renders_the_units_of_containers_units() {
             "[Service] {key}"
         );
     }
+    // A failing service is retried, never left to fail its socket: no
+    // start limit, no exit status exempt from Restart=.
+    let unit_section = section(unit(&v, "handoff.service"), "Unit");
+    assert_eq!(unit_section["StartLimitIntervalSec"], ["0"]);
+    assert!(
+        !service.contains_key("RestartPreventExitStatus"),
+        "{service:?}"
+    );
     let socket = section(unit(&v, "handoff.socket"), "Socket");
     let ours = section(
         &std::fs::read_to_string(root().join("containers/units/handoff.socket")).unwrap(),
