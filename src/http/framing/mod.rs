@@ -9,17 +9,19 @@
 //!
 //! **The rule, enforced by construction: the follower says a request ended
 //! only where actix-http's decoder (actix-http 3.20, `h1::Codec`) ends it,
-//! at the same byte, and only for framing it knows to be exactly what that
-//! decoder accepts.** Where it is not sure, the connection becomes
-//! [`State::Opaque`]: served to its end by this process, never handed over,
-//! and never held back (every later byte goes to the dispatcher as it comes,
-//! so actix-http is never kept waiting for bytes it needs). Opaque are:
-//! - any bare CR or bare LF in a head or in chunked framing (actix-http
+//! at the same byte, or past a byte the decoder refuses** (it then answers
+//! 400 or 431 itself and closes the connection: that request is never
+//! answered by the application, so the connection is never idle and never
+//! handed over). Where the follower is not sure the decoder frames a
+//! request as it does, the connection becomes [`State::Opaque`]: served to
+//! its end by this process, never handed over, and never held back (every
+//! later byte goes to the dispatcher as it comes, so actix-http is never
+//! kept waiting for bytes it needs). Opaque are:
+//! - any bare LF in a head, any bare CR or LF in chunked framing (actix-http
 //!   takes a bare LF as a line end in heads, and as a byte of a trailer line
 //!   in the chunked trailer section: followed wrongly, a request ends early
 //!   and the next one is answered by another process: a desync);
-//! - a folded line, a field name that is not a token, more than
-//!   [`MAX_HEADERS`] fields;
+//! - a folded line, more than [`MAX_HEADERS`] fields;
 //! - any `Upgrade` field and `CONNECT` (actix-http reads those to the end of
 //!   the connection), another HTTP version than 1.0 and 1.1;
 //! - a `Content-Length` that is not one field of plain digits, a
@@ -27,6 +29,9 @@
 //!   together, an HTTP/1.1 request without exactly one `Host`, an HTTP/1.0
 //!   `POST` without a length (actix-http answers each of these 400);
 //! - chunk syntax the decoder refuses (actix-http drops the connection).
+//!
+//! A bare CR in a head, a field name that is no token, a space before a
+//! colon: the decoder refuses those heads, which the rule covers.
 //!
 //! The chunked states mirror actix-http's `ChunkedState` one for one
 //! (src/h1/chunked.rs there), with its errors, and bare line ends, made
@@ -324,26 +329,20 @@ fn scan_head(bytes: &[u8]) -> Option<(usize, State)> {
     let mut lines = memchr::memchr_iter(b'\n', head_bytes);
     let first_end = lines.next()?;
     let mut head = Head::default();
-    // Every line must end with CRLF; that no CR stands anywhere else is
-    // checked once the head is whole (one count, not one search a line).
+    // Every line must end with CRLF. A CR anywhere else is in a field name
+    // (no token holds it: opaque) or in the request line or a value, where
+    // the decoder refuses the head (400) and closes the connection, whose
+    // request is then never answered here: never idle.
     match head_bytes[..first_end].strip_suffix(b"\r") {
         Some(request) => head.request_line(request),
         None => head.opaque = true,
     }
-    let mut count = 1;
     let mut start = first_end + 1;
     for end in lines {
-        count += 1;
         let line = head_bytes[start..end].strip_suffix(b"\r");
         start = end + 1;
         match line {
-            Some([]) => {
-                let whole = &head_bytes[..=end];
-                if memchr::memchr_iter(b'\r', whole).count() != count {
-                    head.opaque = true;
-                }
-                return Some((skipped + end + 1, head.framing()));
-            }
+            Some([]) => return Some((skipped + end + 1, head.framing())),
             Some(line) if !head.opaque => head.field(line),
             // A bare line end: the rest is the decoder's alone.
             None => head.opaque = true,
@@ -379,35 +378,34 @@ impl Head {
 
     fn field(&mut self, line: &[u8]) {
         self.fields += 1;
-        // The name: token bytes up to the colon, in one pass. A folded line
-        // begins with whitespace, which no token holds.
-        let colon = line
-            .iter()
-            .position(|&b| !TCHAR[usize::from(b)])
-            .filter(|&i| i > 0 && line[i] == b':' && self.fields <= MAX_HEADERS);
-        let Some(colon) = colon else {
+        // A folded line, more fields than the decoder parses: its refusals.
+        if matches!(line.first(), Some(b' ' | b'\t')) || self.fields > MAX_HEADERS {
             self.opaque = true;
             return;
-        };
-        let name = &line[..colon];
-        // The four names that decide the framing, told apart by length first.
-        let value = || line[colon + 1..].trim_ascii();
-        match name.len() {
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
-                let value = value();
-                let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
-                match std::str::from_utf8(value).map(str::parse::<u64>) {
-                    Ok(Ok(n)) if digits && self.length.is_none() => self.length = Some(n),
-                    _ => self.opaque = true,
+        }
+        // The four names that decide the framing, each exactly followed by
+        // its colon, as the decoder reads a field (a name it would not
+        // take, a space before the colon, it answers 400 instead). The
+        // first byte tells them apart.
+        match line.first().map(|b| b | 0x20) {
+            Some(b'c') => {
+                if let Some(value) = field_value(line, b"content-length") {
+                    let digits = !value.is_empty() && value.iter().all(u8::is_ascii_digit);
+                    match std::str::from_utf8(value).map(str::parse::<u64>) {
+                        Ok(Ok(n)) if digits && self.length.is_none() => self.length = Some(n),
+                        _ => self.opaque = true,
+                    }
                 }
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
-                self.codings += 1;
-                self.chunked = value().eq_ignore_ascii_case(b"chunked");
-                self.opaque |= !self.chunked || self.codings > 1 || self.http10;
+            Some(b't') => {
+                if let Some(value) = field_value(line, b"transfer-encoding") {
+                    self.codings += 1;
+                    self.chunked = value.eq_ignore_ascii_case(b"chunked");
+                    self.opaque |= !self.chunked || self.codings > 1 || self.http10;
+                }
             }
-            4 if name.eq_ignore_ascii_case(b"host") => self.hosts += 1,
-            7 if name.eq_ignore_ascii_case(b"upgrade") => self.opaque = true,
+            Some(b'h') if field_value(line, b"host").is_some() => self.hosts += 1,
+            Some(b'u') if field_value(line, b"upgrade").is_some() => self.opaque = true,
             _ => {}
         }
     }
@@ -426,35 +424,14 @@ impl Head {
     }
 }
 
-/// RFC 9110's token characters, which the decoder requires of a field
-/// name, as a table: a lookup a byte.
-const TCHAR: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
+/// The value of field `name` (lowercase) if `line` is that field: the
+/// name, then the colon right after it; without surrounding whitespace.
+fn field_value<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    (line.len() > name.len()
+        && line[name.len()] == b':'
+        && line[..name.len()].eq_ignore_ascii_case(name))
+    .then(|| line[name.len() + 1..].trim_ascii())
+}
 
 #[cfg(test)]
 mod differential;
@@ -555,11 +532,10 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             // Bare line ends: a trailer line ended by LF alone, a last
             // chunk followed by LF alone (the decoder reads on, as trailer),
-            // a head line ended by LF alone, a CR inside a line.
+            // a head line ended by LF alone.
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: 1\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\n",
             b"GET / HTTP/1.1\nHost: x\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n",
             b"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
             // What the decoder answers 400: no Host or two, a coding in
             // HTTP/1.0, an HTTP/1.0 POST of no length, a space before a colon.
