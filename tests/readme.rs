@@ -345,7 +345,10 @@ fn the_notes_block_of_your_own_service_does_what_it_says() {
     let _notes = Proc::spawn(cmd);
     let started = std::time::Instant::now();
     while !get(&addr, "/healthz").is_ok_and(|r| r.status == 200) {
-        assert!(started.elapsed() < Duration::from_secs(10), "notes does not serve");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "notes does not serve"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let out = Command::new("curl")
