@@ -425,9 +425,13 @@ fn a_successor_signalled_the_moment_it_is_ready_survives() {
             .unwrap();
         while notify.recv(&mut buf).is_ok() {}
         // Every generation of this trial goes with it (see support::Proc).
+        // The session is read while `serving` still lives: once it is reaped
+        // its /proc entry is gone, and session 0 holds the kernel's threads.
+        let session = serving_session(serving);
+        assert_ne!(session, 0, "trial {trial}: pid {serving} has no session");
         drop(proc);
         assert!(
-            session_members(serving_session(serving)).is_empty(),
+            session_members(session).is_empty(),
             "trial {trial}: generations outlived the trial"
         );
     }
