@@ -425,24 +425,20 @@ fn a_successor_signalled_the_moment_it_is_ready_survives() {
             .unwrap();
         while notify.recv(&mut buf).is_ok() {}
         // Every generation of this trial goes with it (see support::Proc).
-        // The session is read while `serving` still lives: once it is reaped
-        // its /proc entry is gone, and session 0 holds the kernel's threads.
-        let session = serving_session(serving);
-        assert_ne!(session, 0, "trial {trial}: pid {serving} has no session");
+        // setsid made the first process the session's leader, so its pid
+        // names the session; `serving` itself may be gone by now, replaced
+        // by the generation its own reload started.
+        let session = proc.pid();
+        assert!(
+            !session_members(session).is_empty(),
+            "trial {trial}: no generation of session {session} is visible in /proc"
+        );
         drop(proc);
         assert!(
             session_members(session).is_empty(),
             "trial {trial}: generations outlived the trial"
         );
     }
-}
-
-/// The session a process belongs to (every generation of one `Proc`).
-fn serving_session(pid: u32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(3)?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
