@@ -35,6 +35,7 @@ mod handover;
 mod http;
 mod lifecycle;
 mod notify;
+mod quic;
 mod service;
 mod settings;
 mod sockets;

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{TcpListener, ToSocketAddrs};
+use std::net::{TcpListener, ToSocketAddrs, UdpSocket};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -24,6 +24,9 @@ pub const SD_LISTEN_FDS_START: RawFd = 3;
 pub const HTTP_FD_NAME: &str = "http";
 /// The fd name handoff serves HTTPS on (`FileDescriptorName=https`).
 pub const HTTPS_FD_NAME: &str = "https";
+/// The fd name handoff serves HTTP/3 on: a datagram socket
+/// (`ListenDatagram=`, `FileDescriptorName=quic`).
+pub const QUIC_FD_NAME: &str = "quic";
 
 pub const LISTEN_FDS: &str = "LISTEN_FDS";
 pub const LISTEN_PID: &str = "LISTEN_PID";
@@ -32,11 +35,13 @@ pub const LISTEN_FDNAMES: &str = "LISTEN_FDNAMES";
 /// from the fd store (`FileDescriptorStoreMax=`).
 pub const MAX_PASSED_FDS: usize = 65_536;
 
-/// A listening socket of either kind, ready to hand to the HTTP server.
+/// A listening socket, ready to hand to the HTTP server: stream sockets
+/// for HTTP/1.1 and HTTP/2, a UDP socket for HTTP/3 (QUIC).
 #[derive(Debug)]
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+    Udp(UdpSocket),
 }
 
 impl Listener {
@@ -44,6 +49,7 @@ impl Listener {
         match self {
             Self::Tcp(l) => l.as_fd(),
             Self::Unix(l) => l.as_fd(),
+            Self::Udp(s) => s.as_fd(),
         }
     }
 
@@ -60,6 +66,9 @@ impl Listener {
                 },
                 Err(e) => format!("unix:?({e})"),
             },
+            Self::Udp(s) => s
+                .local_addr()
+                .map_or_else(|e| format!("udp:?({e})"), |a| format!("udp:{a}")),
         }
     }
 
@@ -67,6 +76,7 @@ impl Listener {
         Ok(match self {
             Self::Tcp(l) => Self::Tcp(l.try_clone()?),
             Self::Unix(l) => Self::Unix(l.try_clone()?),
+            Self::Udp(s) => Self::Udp(s.try_clone()?),
         })
     }
 }
@@ -100,6 +110,11 @@ impl Taken {
     /// Serves HTTPS: the socket is named `https`.
     pub fn is_https(&self) -> bool {
         self.fd_name() == HTTPS_FD_NAME
+    }
+
+    /// Serves HTTP/3: a UDP socket named `quic`.
+    pub fn is_quic(&self) -> bool {
+        matches!(self.listener, Listener::Udp(_))
     }
 }
 
@@ -153,7 +168,11 @@ fn is_served_name(name: &str) -> bool {
     // "http", "https": what our units set with FileDescriptorName=.
     // "unknown": sd_listen_fds_with_names(3)'s placeholder for unnamed fds.
     // "<unit>.socket": systemd's default name when FileDescriptorName= is unset.
-    name == HTTP_FD_NAME || name == HTTPS_FD_NAME || name == "unknown" || name.ends_with(".socket")
+    name == HTTP_FD_NAME
+        || name == HTTPS_FD_NAME
+        || name == QUIC_FD_NAME
+        || name == "unknown"
+        || name.ends_with(".socket")
 }
 
 /// The parsed, validated socket-activation variables.
@@ -267,7 +286,8 @@ fn check_stream(fd: RawFd, name: &str, want_listening: bool) -> Result<Domain, L
         .map_err(|e| fail(format!("cannot read socket type ({e})")))?;
     if ty != Type::STREAM {
         return Err(fail(
-            "not a stream socket (datagram sockets are not served)".to_owned(),
+            "not a stream socket (a UDP socket is served for HTTP/3 under the name quic)"
+                .to_owned(),
         ));
     }
     let listening = sock
@@ -296,6 +316,39 @@ fn check_stream(fd: RawFd, name: &str, want_listening: bool) -> Result<Domain, L
     Ok(domain)
 }
 
+/// Checks that `fd` (named `quic`) is an open UDP socket, IPv4 or IPv6.
+fn check_datagram(fd: RawFd, name: &str) -> Result<(), ListenError> {
+    let fail = |reason: String| ListenError::Fd {
+        fd,
+        name: name.to_owned(),
+        reason,
+    };
+    // SAFETY: fstat only writes into the zeroed struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(fail(format!("not an open file descriptor ({err})")));
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(fail("not a socket".to_owned()));
+    }
+    // SAFETY: open (fstat said so) for the life of the borrow.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let sock = SockRef::from(&borrowed);
+    let ty = sock
+        .r#type()
+        .map_err(|e| fail(format!("cannot read socket type ({e})")))?;
+    let domain = sock
+        .domain()
+        .map_err(|e| fail(format!("cannot read socket family ({e})")))?;
+    if ty != Type::DGRAM || (domain != Domain::IPV4 && domain != Domain::IPV6) {
+        return Err(fail(
+            "the name quic is for a UDP socket (ListenDatagram=), and this is not one".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// What the `LISTEN_FDS` protocol passed: listening sockets, and connections
 /// a previous process left in systemd's fd store (named `conn`).
 #[derive(Debug, Default)]
@@ -318,13 +371,31 @@ pub fn take_inherited() -> Result<Option<Passed>, ListenError> {
         }
     };
 
+    // What each passed fd is, as checked.
+    enum Kind {
+        Stream(Domain),
+        Datagram,
+        Stored,
+    }
     let mut domains = Vec::with_capacity(activation.count);
     for (i, name) in activation.names.iter().enumerate() {
         let fd = SD_LISTEN_FDS_START + i as RawFd;
         if name == crate::handover::STORED_CONNECTION_NAME {
             match check_stream(fd, name, false) {
                 Ok(_) => {
-                    domains.push(None);
+                    domains.push(Kind::Stored);
+                    continue;
+                }
+                Err(e) => {
+                    remove_activation_env();
+                    return Err(e);
+                }
+            }
+        }
+        if name == QUIC_FD_NAME {
+            match check_datagram(fd, name) {
+                Ok(()) => {
+                    domains.push(Kind::Datagram);
                     continue;
                 }
                 Err(e) => {
@@ -340,12 +411,12 @@ pub fn take_inherited() -> Result<Option<Passed>, ListenError> {
                 name: name.clone(),
                 reason: format!(
                     "no listener of handoff uses this name; name the socket \
-                     FileDescriptorName={HTTP_FD_NAME} or {HTTPS_FD_NAME} (or leave it unset)"
+                     FileDescriptorName={HTTP_FD_NAME}, {HTTPS_FD_NAME} or {QUIC_FD_NAME} (or leave it unset)"
                 ),
             });
         }
         match check_listening_stream(fd, name) {
-            Ok(domain) => domains.push(Some(domain)),
+            Ok(domain) => domains.push(Kind::Stream(domain)),
             Err(e) => {
                 remove_activation_env();
                 return Err(e);
@@ -359,16 +430,20 @@ pub fn take_inherited() -> Result<Option<Passed>, ListenError> {
     remove_activation_env();
     let mut taken = Vec::with_capacity(activation.count);
     let mut connections = Vec::new();
-    for (i, (name, domain)) in activation.names.into_iter().zip(domains).enumerate() {
+    for (i, (name, kind)) in activation.names.into_iter().zip(domains).enumerate() {
         let fd = SD_LISTEN_FDS_START + i as RawFd;
-        let Some(domain) = domain else {
-            // SAFETY: checked above to be an open socket; the protocol
-            // passes it to us alone, and listenfd does not take it.
-            let conn = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: F_SETFD on a descriptor we own.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            connections.push(conn);
-            continue;
+        let domain = match kind {
+            Kind::Stored => {
+                // SAFETY: checked above to be an open socket; the protocol
+                // passes it to us alone, and listenfd does not take it.
+                let conn = unsafe { OwnedFd::from_raw_fd(fd) };
+                // SAFETY: F_SETFD on a descriptor we own.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                connections.push(conn);
+                continue;
+            }
+            Kind::Datagram => None,
+            Kind::Stream(domain) => Some(domain),
         };
         let fail = |e: io::Error| ListenError::Fd {
             fd,
@@ -380,18 +455,18 @@ pub fn take_inherited() -> Result<Option<Passed>, ListenError> {
             name: name.clone(),
             reason: "listenfd did not find it".to_owned(),
         };
-        let listener = if domain == Domain::UNIX {
-            Listener::Unix(
+        let listener = match domain {
+            None => Listener::Udp(fds.take_udp_socket(i).map_err(fail)?.ok_or_else(missing)?),
+            Some(Domain::UNIX) => Listener::Unix(
                 fds.take_unix_listener(i)
                     .map_err(fail)?
                     .ok_or_else(missing)?,
-            )
-        } else {
-            Listener::Tcp(
+            ),
+            Some(_) => Listener::Tcp(
                 fds.take_tcp_listener(i)
                     .map_err(fail)?
                     .ok_or_else(missing)?,
-            )
+            ),
         };
         taken.push(Taken {
             listener,
@@ -512,12 +587,51 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Binds each of `addrs` (`host:port`) as a UDP socket named `quic`.
+pub fn bind_udp_all(addrs: &[String]) -> Result<Vec<Taken>, ListenError> {
+    addrs
+        .iter()
+        .map(|addr| {
+            let fail = |reason: String| ListenError::Bind {
+                addr: addr.clone(),
+                reason,
+            };
+            let resolved: Vec<_> = addr
+                .to_socket_addrs()
+                .map_err(|e| fail(format!("cannot resolve ({e})")))?
+                .collect();
+            let mut last_err = String::from("resolves to no address");
+            for sa in resolved {
+                let attempt = (|| -> io::Result<UdpSocket> {
+                    let sock = Socket::new(Domain::for_address(sa), Type::DGRAM, None)?;
+                    if sa.is_ipv6() {
+                        sock.set_only_v6(true)?;
+                    }
+                    sock.bind(&sa.into())?;
+                    Ok(sock.into())
+                })();
+                match attempt {
+                    Ok(s) => {
+                        return Ok(Taken {
+                            listener: Listener::Udp(s),
+                            origin: Origin::Bound { name: QUIC_FD_NAME },
+                        });
+                    }
+                    Err(e) => last_err = format!("{e}{}", busy_hint(&e)),
+                }
+            }
+            Err(fail(last_err))
+        })
+        .collect()
+}
+
 /// Inherited sockets when any listener was passed, the configured addresses
-/// otherwise (`http` then `https`); with the stored connections passed
-/// either way.
+/// otherwise (`http`, `https`, then `quic`); with the stored connections
+/// passed either way.
 pub fn take_or_bind(
     http: &[String],
     https: &[String],
+    quic: &[String],
     backlog: u32,
 ) -> Result<Passed, ListenError> {
     match take_inherited()? {
@@ -525,6 +639,7 @@ pub fn take_or_bind(
         other => {
             let mut listeners = bind_all(http, HTTP_FD_NAME, backlog)?;
             listeners.extend(bind_all(https, HTTPS_FD_NAME, backlog)?);
+            listeners.extend(bind_udp_all(quic)?);
             Ok(Passed {
                 listeners,
                 connections: other.map(|p| p.connections).unwrap_or_default(),

@@ -330,7 +330,7 @@ async fn send(
 /// The response head as h2 sends it, as actix-http's HTTP/2 dispatcher
 /// makes it: no connection-specific fields (RFC 9113 8.2.2), the length
 /// when known (a streamed body keeps the handler's own), a Date.
-fn head_of(response: &Response<()>, size: &mut BodySize) -> http::Response<()> {
+pub(crate) fn head_of(response: &Response<()>, size: &mut BodySize) -> http::Response<()> {
     let mut head = http::Response::new(());
     *head.status_mut() = response.status();
     *head.version_mut() = http::Version::HTTP_2;

@@ -42,6 +42,12 @@ pub struct HandshakeLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedLabels {
+    /// `gone` (the earlier process has exited) or `full` (its queue was).
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Requests answered and in flight, counted per worker.
@@ -62,6 +68,16 @@ pub struct Metrics {
     /// TLS connections open when their instance began draining: they stay
     /// in this process until they close (see `http::tls`).
     pub tls_connections_at_drain: Counter,
+    /// QUIC (HTTP/3) handshakes, by result (as the TLS ones, plus `retry`:
+    /// answered with a Retry, to validate the client's address first).
+    pub quic_handshakes: Family<HandshakeLabels, Counter>,
+    /// QUIC connections open now.
+    pub quic_connections: Gauge,
+    /// Datagrams of an earlier process's QUIC connections, passed to it.
+    pub quic_forwarded: Counter,
+    /// Datagrams of an earlier process's QUIC connections that could not
+    /// be passed to it.
+    pub quic_dropped: Family<DroppedLabels, Counter>,
 }
 
 impl Metrics {
@@ -156,6 +172,30 @@ impl Metrics {
              answered with Connection: close, or closed idle by server.keep_alive",
             tls_connections_at_drain.clone(),
         );
+        let quic_handshakes = Family::<HandshakeLabels, Counter>::default();
+        registry.register(
+            "quic_handshakes",
+            "QUIC (HTTP/3) handshakes, by result (retry: answered with a Retry)",
+            quic_handshakes.clone(),
+        );
+        let quic_connections = Gauge::default();
+        registry.register(
+            "quic_connections",
+            "QUIC (HTTP/3) connections open now",
+            quic_connections.clone(),
+        );
+        let quic_forwarded = Counter::default();
+        registry.register(
+            "quic_datagrams_forwarded",
+            "Datagrams of an earlier process's QUIC connections passed to it after a reload",
+            quic_forwarded.clone(),
+        );
+        let quic_dropped = Family::<DroppedLabels, Counter>::default();
+        registry.register(
+            "quic_datagrams_dropped",
+            "Datagrams of an earlier process's QUIC connections dropped: gone (it exited) or full",
+            quic_dropped.clone(),
+        );
         let start = Gauge::<f64, AtomicU64>::default();
         start.set(
             started
@@ -189,6 +229,34 @@ impl Metrics {
             tls_handshakes,
             tls_connections,
             tls_connections_at_drain,
+            quic_handshakes,
+            quic_connections,
+            quic_forwarded,
+            quic_dropped,
+        }
+    }
+
+    pub fn record_quic_handshake(&self, result: &'static str) {
+        self.quic_handshakes
+            .get_or_create(&HandshakeLabels { result })
+            .inc();
+    }
+
+    /// The counters the QUIC socket's routing keeps.
+    pub fn quic_route_counts(&self) -> crate::quic::socket::RouteCounts {
+        // One at a time: get_or_create's guard holds the family's lock.
+        let gone = self
+            .quic_dropped
+            .get_or_create(&DroppedLabels { reason: "gone" })
+            .clone();
+        let full = self
+            .quic_dropped
+            .get_or_create(&DroppedLabels { reason: "full" })
+            .clone();
+        crate::quic::socket::RouteCounts {
+            forwarded: self.quic_forwarded.clone(),
+            dropped_gone: gone,
+            dropped_full: full,
         }
     }
 

@@ -43,6 +43,9 @@ pub(crate) struct Shared {
     pub phase: web::Data<Phase>,
     /// Answer `/healthz`, `/readyz`, `/metrics`.
     pub builtin_routes: bool,
+    /// `Alt-Svc` for answers on an HTTPS listener while HTTP/3 is served:
+    /// how a client learns that it may come back over QUIC.
+    pub alt_svc: Option<header::HeaderValue>,
 }
 
 /// Makes the layer around each new instance of the application.
@@ -352,6 +355,11 @@ impl Done {
         // upgrade keeps its `Connection: upgrade`; it ends by its handler.)
         if !upgrade && (self.unread_body || self.local.shared.phase.is_draining()) {
             res.head_mut().set_connection_type(ConnectionType::Close);
+        }
+        if let Some(alt_svc) = &self.local.shared.alt_svc
+            && !res.headers().contains_key(header::ALT_SVC)
+        {
+            res.headers_mut().insert(header::ALT_SVC, alt_svc.clone());
         }
         let long_lived = if upgrade {
             Some(LongLived::Upgrade)

@@ -17,6 +17,7 @@ pub mod conn;
 pub mod drain_signal;
 mod framing;
 mod h2;
+mod h3;
 pub mod metrics;
 mod middleware;
 mod payload;
@@ -48,7 +49,7 @@ use conn::Stream;
 use drain_signal::DrainSignal;
 use pipeline::pipeline;
 use state::{AppState, Phase};
-use workers::{Worker, Workers};
+use workers::{Handed, Worker, Workers};
 
 /// A server instance could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,10 +66,17 @@ pub struct StartError {
 pub(crate) struct UserApp {
     tcp: MakeConn<TcpStream>,
     unix: MakeConn<UnixStream>,
+    quic: MakeQuic,
 }
 
 /// What serves one accepted connection.
 type ConnFactory<S> = BoxServiceFactory<(), S, (), DispatchError, ()>;
+/// What serves new QUIC connections on a worker.
+type QuicFactory = BoxServiceFactory<(), (quinn::Incoming, crate::quic::Handshaking), (), (), ()>;
+/// What serves new QUIC connections on a worker, built.
+type QuicService = BoxService<(quinn::Incoming, crate::quic::Handshaking), (), ()>;
+/// Makes, on a worker, what serves its QUIC connections.
+type MakeQuic = Arc<dyn Fn(&Parts, &Worker, &Listening) -> QuicFactory + Send + Sync>;
 /// Makes, on a worker, what serves its connections of one kind.
 type MakeConn<S> =
     Arc<dyn Fn(&Parts, &Worker, Arrival, &Listening) -> ConnFactory<S> + Send + Sync>;
@@ -84,6 +92,11 @@ pub(crate) struct Listening {
     /// A TCP listener's address, to find the listener of a connection
     /// handed over (which arrives without one).
     tcp: Option<std::net::SocketAddr>,
+    /// The QUIC socket (HTTP/3), served by the process's endpoint, not by
+    /// actix-server.
+    quic: bool,
+    /// `Alt-Svc` for HTTPS answers when HTTP/3 is served.
+    pub alt_svc: Option<actix_web::http::header::HeaderValue>,
 }
 
 impl Listening {
@@ -91,11 +104,14 @@ impl Listening {
     /// `server.hostname` or else the socket's address, and that address
     /// (for a unix socket, the 127.0.0.1:8080 actix-web gives it too).
     fn of(listener: &Listener, security: Security, hostname: Option<&str>) -> Self {
-        let tcp = match listener {
-            Listener::Tcp(l) => l.local_addr().ok(),
-            Listener::Unix(_) => None,
+        let (tcp, udp) = match listener {
+            Listener::Tcp(l) => (l.local_addr().ok(), None),
+            Listener::Unix(_) => (None, None),
+            Listener::Udp(s) => (None, s.local_addr().ok()),
         };
-        let addr = tcp.unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let addr = tcp
+            .or(udp)
+            .unwrap_or(std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
         let host = hostname.map_or_else(|| addr.to_string(), str::to_owned);
         // actix-web makes its AppConfig in HttpServer only; this is the
         // constructor it keeps public for actix-test (stable since 4.0).
@@ -104,6 +120,8 @@ impl Listening {
             security,
             config,
             tcp,
+            quic: matches!(listener, Listener::Udp(_)),
+            alt_svc: None,
         }
     }
 
@@ -173,7 +191,11 @@ impl UserApp {
                 .into_factory()
         };
         let tcp_app = app.clone();
+        let quic_app = app.clone();
         Self {
+            quic: Arc::new(move |parts, worker, listening| {
+                pipeline::quic_pipeline(quic_app(parts), parts, worker, listening, builtin_routes)
+            }),
             tcp: Arc::new(move |parts, worker, arrival, listening| {
                 pipeline(
                     tcp_app(parts),
@@ -224,15 +246,32 @@ impl Instance {
         listeners: &[Taken],
     ) -> Result<Self, StartError> {
         let hostname = state.settings.server.hostname.as_deref();
+        // HTTP/3 is served when there is a QUIC socket, TLS and no
+        // server.http3 = false; HTTPS answers then say where (Alt-Svc).
+        let h3_port = listeners
+            .iter()
+            .filter(|_| state.settings.server.http3 && state.tls.is_some())
+            .find_map(|t| match &t.listener {
+                Listener::Udp(s) => s.local_addr().ok().map(|a| a.port()),
+                _ => None,
+            });
+        let alt_svc = h3_port.and_then(|port| {
+            actix_web::http::header::HeaderValue::from_str(&format!("h3=\":{port}\"; ma=86400"))
+                .ok()
+        });
         let listenings: Arc<[Listening]> = listeners
             .iter()
             .map(|taken| {
-                let security = if taken.is_https() {
+                let security = if taken.is_https() || taken.is_quic() {
                     Security::Tls
                 } else {
                     Security::Plain
                 };
-                Listening::of(&taken.listener, security, hostname)
+                let mut listening = Listening::of(&taken.listener, security, hostname);
+                if taken.is_https() {
+                    listening.alt_svc = alt_svc.clone();
+                }
+                listening
             })
             .collect();
         let parts = Parts {
@@ -257,6 +296,10 @@ impl Instance {
             // Signals are the lifecycle's: SIGHUP means hand-off, not stop.
             .disable_signals();
         for (taken, listening) in listeners.iter().zip(listenings.iter()) {
+            // The QUIC socket is the process's endpoint's (`quic`).
+            if listening.quic {
+                continue;
+            }
             let addr = taken.listener.local_addr();
             let fail = |source| StartError {
                 addr: addr.clone(),
@@ -300,6 +343,7 @@ impl Instance {
                         (app.unix)(&parts, &worker, Arrival::Accepted, &listening)
                     })
                     .map_err(fail)?,
+                Listener::Udp(_) => unreachable!("skipped above"),
             };
         }
         let server = builder.run();
@@ -418,7 +462,7 @@ impl Instance {
 /// Serves, on a worker's thread, the adopted connections given to it (see
 /// `workers`), as if it had accepted them.
 async fn serve_adopted(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Handed>,
     app: UserApp,
     parts: Parts,
     worker: Worker,
@@ -428,18 +472,44 @@ async fn serve_adopted(
     let mut tcp: std::collections::HashMap<Option<std::net::SocketAddr>, Served<TcpStream>> =
         std::collections::HashMap::new();
     let mut unix = None;
+    let mut quic: Option<Rc<QuicService>> = None;
     // A unix listener's AppConfig is the same whichever it was.
     let unix_listening = Listening {
         security: Security::Plain,
         config: parts
             .listenings
             .iter()
-            .find(|l| l.tcp.is_none())
+            .find(|l| l.tcp.is_none() && !l.quic)
             .map_or_else(AppConfig::default, |l| l.config.clone()),
         tcp: None,
+        quic: false,
+        alt_svc: None,
     };
-    while let Some(fd) = rx.recv().await {
+    while let Some(handed) = rx.recv().await {
         worker.received();
+        let fd = match handed {
+            Handed::Socket(fd) => fd,
+            Handed::Quic(quic_connection) => {
+                let (incoming, handshaking) = *quic_connection;
+                let Some(listening) = parts.listenings.iter().find(|l| l.quic) else {
+                    incoming.refuse();
+                    continue;
+                };
+                let service = match &quic {
+                    Some(s) => s.clone(),
+                    None => match (app.quic)(&parts, &worker, listening).new_service(()).await {
+                        Ok(built) => quic.insert(Rc::new(built)).clone(),
+                        Err(()) => {
+                            tracing::warn!("the application failed to build for HTTP/3");
+                            incoming.refuse();
+                            continue;
+                        }
+                    },
+                };
+                let _ = service.call((incoming, handshaking)).await;
+                continue;
+            }
+        };
         let local = socket2::SockRef::from(&fd).local_addr().ok();
         let served = match local.as_ref().and_then(socket2::SockAddr::as_socket) {
             None => {
@@ -457,6 +527,8 @@ async fn serve_adopted(
                     security: Security::Plain,
                     config: AppConfig::__priv_test_new(false, local.to_string(), local),
                     tcp: None,
+                    quic: false,
+                    alt_svc: None,
                 });
                 serve_one(
                     tcp.entry(key).or_default(),
@@ -523,9 +595,18 @@ impl Adopter {
     pub async fn serve(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<OwnedFd>) {
         while let Some(fd) = rx.recv().await {
             let workers = self.0.borrow().clone();
-            if let Err(why) = workers.adopt(fd) {
+            if let Err(why) = workers.adopt(Handed::Socket(fd)) {
                 tracing::warn!(%why, "closed an adopted connection");
             }
+        }
+    }
+
+    /// Gives a new QUIC connection to a worker of the instance serving now
+    /// (refused, when none can take it).
+    pub fn quic(&self, incoming: quinn::Incoming, handshaking: crate::quic::Handshaking) {
+        let workers = self.0.borrow().clone();
+        if let Err(why) = workers.adopt(Handed::Quic(Box::new((incoming, handshaking)))) {
+            tracing::debug!(%why, "refused a QUIC connection");
         }
     }
 }

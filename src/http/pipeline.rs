@@ -19,7 +19,10 @@ use actix_web::web;
 use super::conn::{Conn, ConnState, Stream};
 use super::state::AppState;
 use super::workers::{Live, Worker};
-use super::{Arrival, ConnFactory, Listening, Parts, PeerAddr, Security, h2, middleware, tls};
+use super::{
+    Arrival, ConnFactory, Listening, Parts, PeerAddr, QuicFactory, Security, h2, h3, middleware,
+    tls,
+};
 use crate::handover::Handover;
 
 /// accept -> [TLS handshake ->] HTTP/2, or `Conn` -> HTTP/1.1 dispatcher;
@@ -51,6 +54,7 @@ where
             state: parts.state.clone(),
             phase: parts.phase.clone(),
             builtin_routes,
+            alt_svc: listening.alt_svc.clone(),
         },
     });
     let s = &parts.state.settings.server;
@@ -268,4 +272,68 @@ where
             ext.insert::<Rc<ConnState>>(conn.state());
         })
         .h1(fn_factory(move || ready(Ok::<_, ()>(app.clone()))))
+}
+
+/// QUIC: the handshake, then HTTP/3 -> middleware -> `App`, built once on
+/// each worker (at its first QUIC connection).
+pub(super) fn quic_pipeline<A, B>(
+    app: A,
+    parts: &Parts,
+    worker: &Worker,
+    listening: &Listening,
+    builtin_routes: bool,
+) -> QuicFactory
+where
+    A: ServiceFactory<
+            actix_http::Request,
+            Config = actix_web::dev::AppConfig,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    A::Future: 'static,
+    B: MessageBody + 'static,
+{
+    let layer = Rc::new(middleware::Factory {
+        app,
+        config: listening.config.clone(),
+        shared: middleware::Shared {
+            state: parts.state.clone(),
+            phase: parts.phase.clone(),
+            builtin_routes,
+            alt_svc: None,
+        },
+    });
+    let settings = &parts.state.settings;
+    let limits = h3::Limits {
+        handshake_timeout: settings.tls.handshake_timeout,
+        head_timeout: settings.server.client_header_timeout,
+        send_timeout: settings.server.send_timeout,
+        body_timeout: settings.server.client_body_timeout + middleware::BODY_DEADLINE_GRACE,
+        max_head: settings.limits.max_head_bytes as u64,
+    };
+    let (state, handover, worker) = (parts.state.clone(), parts.handover.clone(), worker.clone());
+    boxed::factory(fn_factory(move || {
+        let (layer, state, handover, worker) = (
+            layer.clone(),
+            state.clone(),
+            handover.clone(),
+            worker.clone(),
+        );
+        async move {
+            let app = Rc::new(layer.new_service(()).await?);
+            Ok(fn_service(
+                move |(incoming, handshaking): (quinn::Incoming, crate::quic::Handshaking)| {
+                    // Counted from now: the drain waits for it.
+                    let live = worker.connection();
+                    let (app, state, drain) = (app.clone(), state.clone(), handover.draining());
+                    actix_web::rt::spawn(async move {
+                        let _live = live;
+                        h3::serve(incoming, handshaking, app, drain, limits, &state.metrics).await;
+                    });
+                    ready(Ok::<_, ()>(()))
+                },
+            ))
+        }
+    }))
 }

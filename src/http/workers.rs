@@ -9,6 +9,10 @@
 //! and a worker at `server.max_connections` takes none. Served on its worker,
 //! an adopted connection is the same as an accepted one from there on.
 //!
+//! New QUIC connections (HTTP/3) come the same way: the process's one QUIC
+//! endpoint gives each to the worker serving the fewest, which runs its
+//! handshake and its requests.
+//!
 //! Every connection of the instance holds a [`Live`] while it is open, so
 //! the drain can wait until the last one is gone, whichever way it came.
 
@@ -48,8 +52,18 @@ struct WorkerMetrics {
 struct Slot {
     thread: ThreadId,
     worker: Worker,
-    /// Adopted connections for this worker's thread to serve.
-    adopt: mpsc::UnboundedSender<OwnedFd>,
+    /// Connections for this worker's thread to serve.
+    adopt: mpsc::UnboundedSender<Handed>,
+}
+
+/// A connection a worker is given rather than accepts.
+pub(crate) enum Handed {
+    /// A TCP or unix connection between two requests, from the previous
+    /// process or the fd store.
+    Socket(OwnedFd),
+    /// A new QUIC connection, its handshake counted until done.
+    /// (Boxed: quinn's `Incoming` is large, and most handed are sockets.)
+    Quic(Box<(quinn::Incoming, crate::quic::Handshaking)>),
 }
 
 /// One worker: its place in the instance and its count of open connections.
@@ -103,7 +117,7 @@ impl Workers {
     /// Called on a worker's thread as it builds its services (once for each
     /// listener): this worker, and, the first time, the receiving end of its
     /// adopted connections, for a task on this thread to serve.
-    pub fn join(self: &Arc<Self>) -> (Worker, Option<mpsc::UnboundedReceiver<OwnedFd>>) {
+    pub fn join(self: &Arc<Self>) -> (Worker, Option<mpsc::UnboundedReceiver<Handed>>) {
         let thread = std::thread::current().id();
         let mut slots = lock(&self.slots);
         if let Some(slot) = slots.iter().find(|s| s.thread == thread) {
@@ -128,10 +142,10 @@ impl Workers {
         (worker, Some(rx))
     }
 
-    /// Gives an adopted connection to the worker serving the fewest, unless
-    /// all are at the cap. Returns the worker's index; a refused connection
-    /// is closed and counted.
-    pub fn adopt(&self, fd: OwnedFd) -> Result<usize, Refused> {
+    /// Gives a connection to the worker serving the fewest, unless all are
+    /// at the cap. Returns the worker's index; a refused connection is
+    /// closed (a QUIC one refused) and counted.
+    pub fn adopt(&self, handed: Handed) -> Result<usize, Refused> {
         let slots = lock(&self.slots);
         let refused = |why| {
             self.metrics.closed.inc();
@@ -150,7 +164,7 @@ impl Workers {
         // Counted until the worker takes it (`received`), so that a burst
         // of adoptions spreads instead of all going to the same worker.
         slot.worker.load.fetch_add(1, Ordering::Relaxed);
-        if slot.adopt.send(fd).is_err() {
+        if slot.adopt.send(handed).is_err() {
             slot.worker.load.fetch_sub(1, Ordering::Relaxed);
             return refused(Refused::NoWorker);
         }

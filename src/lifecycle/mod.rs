@@ -58,7 +58,7 @@ use crate::handover::{self, Destination};
 use crate::http::state::{AppState, Info};
 use crate::http::{Adopter, Instance, StartError, UserApp, millis};
 use crate::settings::Settings;
-use crate::{exit, notify, sockets, telemetry, tls};
+use crate::{exit, notify, quic, sockets, telemetry, tls};
 use reload::Reloader;
 use signals::{Event, Signals};
 use successor::Successor;
@@ -98,6 +98,8 @@ enum Failed {
     State(String),
     #[error(transparent)]
     Start(#[from] StartError),
+    #[error("cannot serve HTTP/3: {0}")]
+    Quic(String),
 }
 
 /// How long an unsupervised old process stays to take its listeners back if
@@ -140,6 +142,7 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     let passed = match sockets::take_or_bind(
         &settings.server.listen,
         &settings.tls.listen,
+        &settings.tls.quic_listen,
         settings.server.backlog,
     ) {
         Ok(t) => t,
@@ -153,11 +156,16 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
         }
     };
     if tls.is_none()
-        && let Some(https) = passed.listeners.iter().find(|l| l.is_https())
+        && let Some(https) = passed
+            .listeners
+            .iter()
+            .find(|l| l.is_https() || l.is_quic())
     {
         telemetry::fatal(
             name,
-            &format!("{https}: an https socket needs tls.certificate and tls.key in the settings"),
+            &format!(
+                "{https}: an https or quic socket needs tls.certificate and tls.key in the settings"
+            ),
         );
         return exit::CONFIG;
     }
@@ -169,9 +177,19 @@ pub(crate) fn serve(name: &str, settings: Settings, start: Start) -> u8 {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let generation = inherited.generation;
+    let mut inherited = inherited;
+    let quic_inherited = inherited.quic.take();
     let reloader = Reloader::new(inherited, exe, args, settings.handoff.ready_timeout);
     let system = actix_web::rt::System::new();
-    match system.block_on(run(settings, tls, generation, start, passed, reloader)) {
+    match system.block_on(run(
+        settings,
+        tls,
+        generation,
+        start,
+        passed,
+        reloader,
+        quic_inherited,
+    )) {
         Ok(stop) => {
             tracing::info!(reason = ?stop, "exit");
             exit::OK
@@ -191,6 +209,7 @@ async fn run(
     start: Start,
     passed: sockets::Passed,
     mut reloader: Reloader,
+    quic_inherited: Option<(String, Option<std::os::fd::OwnedFd>)>,
 ) -> Result<Stop, Failed> {
     let mut signals = Signals::install().map_err(Failed::Signals)?;
     let state = web::Data::new(AppState::new(settings, generation, tls));
@@ -203,6 +222,9 @@ async fn run(
     let (adopt, adopted) = mpsc::unbounded_channel();
     let adopter = Adopter::new(&instance);
     actix_web::rt::spawn(adopter.clone().serve(adopted));
+    // HTTP/3: the process's QUIC endpoint, whose new connections go to the
+    // serving instance's workers as adopted ones do.
+    let quic = start_quic(&state, &listeners, quic_inherited, &adopter)?;
     if !passed.connections.is_empty() {
         tracing::info!(
             connections = passed.connections.len(),
@@ -243,6 +265,11 @@ async fn run(
         let mut successor = match event {
             Event::Stop(name) => {
                 lame_duck(&state, &instance, &mut signals, name).await;
+                // New QUIC connections get no answer now: their clients
+                // try again, and reach the next process.
+                if let Some(quic) = &quic {
+                    quic.refuse_new();
+                }
                 // Draining: idle connections go to the fd store if there is
                 // one (a restart's next process serves them).
                 let stop = Stop::Signal(name);
@@ -253,7 +280,7 @@ async fn run(
                 instance.drain(stop, Destination::store()).await;
                 break stop;
             }
-            Event::Reload => match reloader.reload(&state, &listeners).await {
+            Event::Reload => match reloader.reload(&state, &listeners, quic.as_deref()).await {
                 None => continue,
                 Some(successor) => successor,
             },
@@ -281,6 +308,9 @@ async fn run(
                 );
                 state.metrics.record_handoff("successor_died");
                 retired.push(drained);
+                if let Some(quic) = &quic {
+                    quic.taken_back();
+                }
                 instance = Instance::start(&state, &started.app, &listeners)?;
                 adopter.switch_to(&instance);
                 reloader.ready(&state, &listeners, &adopt);
@@ -291,6 +321,11 @@ async fn run(
     // Exit.
     for drain in retired {
         let _ = drain.await;
+    }
+    // The QUIC connections closed with the drain; their CONNECTION_CLOSE
+    // frames leave before the process does.
+    if let Some(quic) = &quic {
+        quic.wait_idle(Duration::from_secs(1)).await;
     }
     // No request is in flight any more: the application's own clean-up.
     let limit = state.settings.server.drain_timeout;
@@ -363,6 +398,57 @@ async fn watch(mut successor: Successor, signals: &mut Signals) -> Watch {
             Watch::Confirmed
         }
     }
+}
+
+/// The QUIC endpoint on the socket named `quic`, when HTTP/3 is served
+/// (`server.http3`, TLS, such a socket); its accept loop gives each new
+/// connection to `adopter`'s workers.
+fn start_quic(
+    state: &web::Data<AppState>,
+    listeners: &[sockets::Taken],
+    inherited: Option<(String, Option<std::os::fd::OwnedFd>)>,
+    adopter: &Adopter,
+) -> Result<Option<std::rc::Rc<quic::Quic>>, Failed> {
+    let (Some(tls), true) = (&state.tls, state.settings.server.http3) else {
+        return Ok(None);
+    };
+    let Some(socket) = listeners.iter().find_map(|t| match &t.listener {
+        sockets::Listener::Udp(s) => Some(s),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    let inherited = match inherited.map(|(line, fd)| quic::Inherited::parse(&line, fd)) {
+        Some(Ok(i)) => Some(i),
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the QUIC hand-off is malformed; new keys, no forwarding");
+            None
+        }
+        None => None,
+    };
+    let socket = socket
+        .try_clone()
+        .map_err(|e| Failed::Quic(e.to_string()))?;
+    let quic = quic::Quic::start(
+        socket,
+        &tls.quic,
+        &state.settings,
+        inherited,
+        state.metrics.quic_route_counts(),
+    )
+    .map_err(|e| Failed::Quic(e.to_string()))?;
+    tracing::info!(port = quic.port(), tag = %quic.tag(), "serving HTTP/3 (QUIC)");
+    let quic = std::rc::Rc::new(quic);
+    let (endpoint, adopter, state) = (quic.clone(), adopter.clone(), state.clone());
+    actix_web::rt::spawn(async move {
+        endpoint
+            .accept(
+                |incoming, handshaking| adopter.quic(incoming, handshaking),
+                || state.metrics.record_quic_handshake("retry"),
+            )
+            .await;
+    });
+    Ok(Some(quic))
 }
 
 fn spawn_watchdog(every: Duration) -> actix_web::rt::task::JoinHandle<()> {

@@ -24,6 +24,7 @@ use super::successor::{self, Launch, Successor};
 use crate::handover::{self, Adopt};
 use crate::http::millis;
 use crate::http::state::AppState;
+use crate::quic::Quic;
 use crate::sockets::Taken;
 use crate::{exit, notify};
 
@@ -115,7 +116,12 @@ impl Reloader {
     /// Starts a successor and waits until it serves: the successor, which
     /// the lifecycle then hands off to; None if it failed, and this process
     /// keeps serving.
-    pub async fn reload(&mut self, state: &AppState, listeners: &[Taken]) -> Option<Successor> {
+    pub async fn reload(
+        &mut self,
+        state: &AppState,
+        listeners: &[Taken],
+        quic: Option<&Quic>,
+    ) -> Option<Successor> {
         let (launch, reply_to): (Launch, Option<oneshot::Sender<ReloadReply>>) =
             match self.request.take() {
                 Some((request, tx)) => (request.launch, Some(tx)),
@@ -140,17 +146,34 @@ impl Reloader {
         let started = Instant::now();
         // TLS sessions resume on the successor: it gets the ticket keys.
         let tickets = state.tls.as_ref().map(|t| t.tickets.export());
-        let outcome =
-            match successor::spawn(&launch, listeners, info.generation, tickets.as_deref()) {
-                Ok(pending) => {
-                    tracing::info!(
-                        pid = pending.pid(),
-                        "reload: successor started, waiting until it serves"
-                    );
-                    successor::wait_ready(pending, self.ready_timeout).await
-                }
-                Err(e) => Err(e),
-            };
+        // QUIC connections stay here and their datagrams are passed back.
+        let mut quic_handoff = match quic
+            .map(|q| q.hand_off(state.settings.handoff.quic_forwarding))
+        {
+            Some(Ok(h)) => Some(h),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "no QUIC forwarding pair: this process's HTTP/3 connections end at the hand-off");
+                None
+            }
+            None => None,
+        };
+        let theirs = quic_handoff.as_mut().and_then(|h| h.theirs.take());
+        let outcome = match successor::spawn(
+            &launch,
+            listeners,
+            info.generation,
+            tickets.as_deref(),
+            quic_handoff.as_ref().map(|h| (h.line.as_str(), theirs)),
+        ) {
+            Ok(pending) => {
+                tracing::info!(
+                    pid = pending.pid(),
+                    "reload: successor started, waiting until it serves"
+                );
+                successor::wait_ready(pending, self.ready_timeout).await
+            }
+            Err(e) => Err(e),
+        };
         let took_ms = millis(started.elapsed());
         state
             .metrics
@@ -159,6 +182,10 @@ impl Reloader {
 
         let (reply, handed_off) = match outcome {
             Ok(successor) => {
+                // The successor reads the QUIC socket from now on.
+                if let (Some(quic), Some(handoff)) = (quic, quic_handoff.take()) {
+                    quic.handed_over(handoff);
+                }
                 let pid = successor.pid();
                 // Counted by the successor, whose generation says how many
                 // hand-offs led to it (see metrics).

@@ -34,6 +34,11 @@ pub const PGID_ENV: &str = "HANDOFF_PGID";
 /// Set when the first line on the ready fd, before anything else, is the
 /// TLS session-ticket keys (see `tls::tickets`).
 pub const TICKETS_ENV: &str = "HANDOFF_TLS_TICKETS";
+/// Set when a line of the QUIC hand-off follows (after the tickets line):
+/// the keys' secret and the tag lineage (see `quic`).
+pub const QUIC_ENV: &str = "HANDOFF_QUIC";
+/// The fd of the predecessor's end of the QUIC forwarding pair.
+pub const QUIC_FD_ENV: &str = "HANDOFF_QUIC_FD";
 /// The longest keys line read: far above what two keys take.
 const MAX_TICKETS_LINE: usize = 1024;
 const READY_MESSAGE: &[u8] = b"READY=1\n";
@@ -89,6 +94,8 @@ const PROCESS_VARS: &[&str] = &[
     GENERATION_ENV,
     PGID_ENV,
     TICKETS_ENV,
+    QUIC_ENV,
+    QUIC_FD_ENV,
     "NOTIFY_SOCKET",
     "JOURNAL_STREAM",
     "WATCHDOG_USEC",
@@ -135,8 +142,9 @@ pub fn spawn(
     listeners: &[Taken],
     generation: u64,
     tickets: Option<&str>,
+    quic: Option<(&str, Option<OwnedFd>)>,
 ) -> Result<Pending, SuccessorError> {
-    spawn_reporting_to(launch, listeners, generation, None, tickets)
+    spawn_reporting_to(launch, listeners, generation, None, tickets, quic)
 }
 
 /// Like [`spawn`], with `NOTIFY_SOCKET` set to `notify` instead of this
@@ -147,7 +155,7 @@ pub fn spawn_with_notify(
     generation: u64,
     notify: &str,
 ) -> Result<Pending, SuccessorError> {
-    spawn_reporting_to(launch, listeners, generation, Some(notify), None)
+    spawn_reporting_to(launch, listeners, generation, Some(notify), None, None)
 }
 
 fn spawn_reporting_to(
@@ -156,6 +164,7 @@ fn spawn_reporting_to(
     generation: u64,
     notify: Option<&str>,
     tickets: Option<&str>,
+    quic: Option<(&str, Option<OwnedFd>)>,
 ) -> Result<Pending, SuccessorError> {
     let fail = |source: io::Error| SuccessorError::Spawn {
         exe: launch.exe.display().to_string(),
@@ -166,6 +175,14 @@ fn spawn_reporting_to(
     // first: in memory only, seen by no other process.
     if let Some(keys) = tickets {
         io::Write::write_all(&mut ours, format!("{keys}\n").as_bytes()).map_err(fail)?;
+    }
+    // And the QUIC keys' secret with the tag lineage, the same way.
+    let (quic_line, quic_fd) = match quic {
+        Some((line, fd)) => (Some(line), fd),
+        None => (None, None),
+    };
+    if let Some(line) = quic_line {
+        io::Write::write_all(&mut ours, format!("{line}\n").as_bytes()).map_err(fail)?;
     }
     ours.set_nonblocking(true).map_err(fail)?;
     let ready = tokio::net::UnixStream::from_std(ours).map_err(fail)?;
@@ -183,6 +200,14 @@ fn spawn_reporting_to(
         parent_fd: OwnedFd::from(theirs),
         child_fd: ready_fd,
     });
+    let quic_fd_number = ready_fd + 1;
+    let has_quic_fd = quic_fd.is_some();
+    if let Some(fd) = quic_fd {
+        mappings.push(FdMapping {
+            parent_fd: fd,
+            child_fd: quic_fd_number,
+        });
+    }
 
     let names: Vec<&str> = listeners.iter().map(Taken::fd_name).collect();
     let mut env = successor_env(launch);
@@ -196,6 +221,12 @@ fn spawn_reporting_to(
     env.push((GENERATION_ENV.to_owned(), (generation + 1).to_string()));
     if tickets.is_some() {
         env.push((TICKETS_ENV.to_owned(), "1".to_owned()));
+    }
+    if quic_line.is_some() {
+        env.push((QUIC_ENV.to_owned(), "1".to_owned()));
+    }
+    if has_quic_fd {
+        env.push((QUIC_FD_ENV.to_owned(), quic_fd_number.to_string()));
     }
     // SAFETY: getpgrp cannot fail. It is 0 when our group lies outside our
     // pid namespace (PID 1 of a container started by unshare): nothing to
@@ -355,6 +386,8 @@ pub struct Inherited {
     pub pgid: Option<libc::pid_t>,
     /// The TLS session-ticket keys the previous process handed over.
     pub tickets: Option<String>,
+    /// The QUIC hand-off line, and the forwarding pair's end (see `quic`).
+    pub quic: Option<(String, Option<OwnedFd>)>,
 }
 
 /// Tells the previous process that this one serves, and how many connections
@@ -399,21 +432,7 @@ pub fn take_env() -> Result<Inherited, String> {
     };
     let ready = match std::env::var(READY_FD_ENV) {
         Err(_) => None,
-        Ok(v) => {
-            let fd: RawFd =
-                v.parse().ok().filter(|fd| *fd > 2).ok_or_else(|| {
-                    format!("{READY_FD_ENV}={v:?}: not a file descriptor above 2")
-                })?;
-            // SAFETY: F_GETFD only queries the descriptor.
-            if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-                return Err(format!("{READY_FD_ENV}={v:?}: fd {fd} is not open"));
-            }
-            // SAFETY: the fd is open and nothing else in this process owns it.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: setting FD_CLOEXEC on an fd we own.
-            unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-            Some(owned)
-        }
+        Ok(v) => Some(take_fd(READY_FD_ENV, &v)?),
     };
     let pgid = match std::env::var(PGID_ENV) {
         Err(_) => None,
@@ -431,7 +450,28 @@ pub fn take_env() -> Result<Inherited, String> {
         (Some(_), None) => return Err(format!("{TICKETS_ENV} is set without {READY_FD_ENV}")),
         (None, _) => None,
     };
-    for var in [GENERATION_ENV, READY_FD_ENV, PGID_ENV, TICKETS_ENV] {
+    let quic_fd = match std::env::var(QUIC_FD_ENV) {
+        Err(_) => None,
+        Ok(v) => Some(take_fd(QUIC_FD_ENV, &v)?),
+    };
+    let quic = match (std::env::var_os(QUIC_ENV), &ready) {
+        (Some(_), Some(fd)) => Some((
+            read_line(fd).map_err(|e| {
+                format!("{QUIC_ENV}: cannot read the QUIC hand-off from {READY_FD_ENV}: {e}")
+            })?,
+            quic_fd,
+        )),
+        (Some(_), None) => return Err(format!("{QUIC_ENV} is set without {READY_FD_ENV}")),
+        (None, _) => None,
+    };
+    for var in [
+        GENERATION_ENV,
+        READY_FD_ENV,
+        PGID_ENV,
+        TICKETS_ENV,
+        QUIC_ENV,
+        QUIC_FD_ENV,
+    ] {
         // SAFETY: runs before any thread is started (see above).
         unsafe { std::env::remove_var(var) };
     }
@@ -440,7 +480,27 @@ pub fn take_env() -> Result<Inherited, String> {
         ready_fd: ready,
         pgid,
         tickets,
+        quic,
     })
+}
+
+/// The fd a variable names: open, above 2, ours from now on (and not
+/// inherited by what we start).
+fn take_fd(var: &str, v: &str) -> Result<OwnedFd, String> {
+    let fd: RawFd = v
+        .parse()
+        .ok()
+        .filter(|fd| *fd > 2)
+        .ok_or_else(|| format!("{var}={v:?}: not a file descriptor above 2"))?;
+    // SAFETY: F_GETFD only queries the descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(format!("{var}={v:?}: fd {fd} is not open"));
+    }
+    // SAFETY: the fd is open and nothing else in this process owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: setting FD_CLOEXEC on an fd we own.
+    unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    Ok(owned)
 }
 
 /// One line from the ready fd, byte by byte: what follows it on the socket

@@ -75,6 +75,10 @@ pub struct ServerSettings {
     /// Serve HTTP/2: h2 offered by ALPN on TLS, h2c with prior knowledge on
     /// plain sockets.
     pub http2: bool,
+    /// Serve HTTP/3 on the UDP socket named `quic` (or `tls.quic_listen`),
+    /// advertised on HTTPS answers with `Alt-Svc`. Off while there is no
+    /// such socket.
+    pub http3: bool,
     /// The host name the application is told it serves (`AppConfig::host`:
     /// URLs it builds for requests that name no host), as actix-web's
     /// `HttpServer::server_hostname`; unset, each socket's address.
@@ -96,6 +100,9 @@ pub struct TlsSettings {
     pub key: Option<PathBuf>,
     /// Addresses bound for HTTPS when systemd passes no sockets.
     pub listen: Vec<String>,
+    /// UDP addresses bound for HTTP/3 (QUIC) when systemd passes no
+    /// sockets, `host:port`.
+    pub quic_listen: Vec<String>,
     /// Time a client has to complete the TLS handshake from its connect.
     #[serde(with = "duration")]
     pub handshake_timeout: Duration,
@@ -144,6 +151,10 @@ pub struct HandoffSettings {
     /// before it is stopped and the old process keeps serving.
     #[serde(with = "duration")]
     pub ready_timeout: Duration,
+    /// After a reload the new process passes the datagrams of the old
+    /// one's QUIC connections to it. Off, they are dropped and those
+    /// connections end at every reload: only to see what it prevents.
+    pub quic_forwarding: bool,
 }
 
 impl Default for ServerSettings {
@@ -160,6 +171,7 @@ impl Default for ServerSettings {
             client_body_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
             http2: true,
+            http3: true,
             hostname: None,
         }
     }
@@ -171,6 +183,7 @@ impl Default for TlsSettings {
             certificate: None,
             key: None,
             listen: Vec::new(),
+            quic_listen: Vec::new(),
             // Between actix-tls's 3 s, which a slow mobile link on a cold
             // start can miss, and nginx's 60 s, which lets a silent client
             // hold a handshake slot for a minute.
@@ -214,6 +227,7 @@ impl Default for HandoffSettings {
     fn default() -> Self {
         Self {
             ready_timeout: Duration::from_secs(30),
+            quic_forwarding: true,
         }
     }
 }
@@ -335,6 +349,22 @@ impl Settings {
             if let Err(reason) = ListenAddr::parse(addr) {
                 return bad("tls.listen", addr, &reason);
             }
+        }
+        for addr in &t.quic_listen {
+            if matches!(ListenAddr::parse(addr), Ok(ListenAddr::Unix(_)) | Err(_)) {
+                return bad(
+                    "tls.quic_listen",
+                    addr,
+                    "must be host:port (QUIC runs over UDP)",
+                );
+            }
+        }
+        if !t.quic_listen.is_empty() && t.files().is_none() {
+            return bad(
+                "tls.quic_listen",
+                &t.quic_listen.join(","),
+                "HTTP/3 needs tls.certificate and tls.key",
+            );
         }
         if !t.listen.is_empty() && t.files().is_none() {
             return bad(

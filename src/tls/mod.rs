@@ -24,6 +24,9 @@ pub use certificate::TlsError;
 #[derive(Debug, Clone)]
 pub struct Tls {
     pub config: Arc<ServerConfig>,
+    /// The same certificate for QUIC (HTTP/3): TLS 1.3 only, as QUIC
+    /// requires, ALPN `h3`, no 0-RTT (its requests could be replayed).
+    pub quic: Arc<ServerConfig>,
     /// The session-ticket keys, handed to the successor of a reload.
     pub tickets: Arc<tickets::Tickets>,
 }
@@ -51,6 +54,12 @@ pub fn load(settings: &TlsSettings, http2: bool, handed: Option<&str>) -> Result
     // needs cmake as well); the process's one provider, named here so no
     // process-wide default has to be installed.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut quic = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(checked.chain.clone(), checked.key.clone_key())
+        .map_err(|e| certificate::refused(cert_path, key_path, e))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::config(e.to_string()))?
@@ -69,6 +78,9 @@ pub fn load(settings: &TlsSettings, http2: bool, handed: Option<&str>) -> Result
     };
     let tickets = Arc::new(tickets);
     config.ticketer = tickets.clone();
+    quic.ticketer = tickets.clone();
+    quic.alpn_protocols = vec![b"h3".to_vec()];
+    quic.max_early_data_size = 0;
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     } else {
@@ -77,6 +89,7 @@ pub fn load(settings: &TlsSettings, http2: bool, handed: Option<&str>) -> Result
     Ok(Loaded {
         tls: Some(Tls {
             config: Arc::new(config),
+            quic: Arc::new(quic),
             tickets,
         }),
         warnings: checked.warnings,

@@ -1,0 +1,362 @@
+//! HTTP/3 connections, served by the same middleware and `App` as HTTP/1.1
+//! and HTTP/2, over quinn and h3 (`quic` owns the endpoint and the
+//! routing of datagrams between processes).
+//!
+//! A new connection arrives at a worker (the one serving the fewest
+//! connections, as adopted ones do) as quinn's `Incoming`: its handshake
+//! and all its requests run on that worker's thread, with that worker's
+//! instance of the `App`. At the drain each connection sends GOAWAY (two
+//! of them, as RFC 9114 §5.2 describes), answers the requests it took, and
+//! stays until its client closes it or it goes idle; the client opens a new
+//! connection for anything after, which reaches the process that serves
+//! next, while this one's datagrams still reach this process.
+//!
+//! Each connection's cost is bounded as HTTP/2's: `tls.handshake_timeout`
+//! for the QUIC and TLS handshake, `limits.max_concurrent_streams` requests
+//! at once (the transport's stream limit), heads of `limits.max_head_bytes`
+//! (431 from h3 beyond), `server.client_body_timeout` for a body,
+//! `server.send_timeout` for a client that reads nothing of an answer, and
+//! `server.keep_alive` of idleness (QUIC's idle timeout).
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_http::body::{BodySize, BoxBody, MessageBody};
+use actix_http::{Method, Payload, Request, Response};
+use actix_service::Service;
+use bytes::{Buf, Bytes};
+use futures_core::Stream as FuturesStream;
+use h3::error::Code;
+use h3::server::RequestStream;
+use tokio::time::{Sleep, sleep, timeout};
+
+use super::h2::head_of;
+use crate::quic::Handshaking;
+
+type RecvHalf = RequestStream<h3_quinn::RecvStream, Bytes>;
+type SendHalf = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
+
+/// What an HTTP/3 connection is served with.
+#[derive(Clone, Copy)]
+pub(crate) struct Limits {
+    pub handshake_timeout: Duration,
+    /// A request's head must come within this of its stream.
+    pub head_timeout: Duration,
+    pub send_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_head: u64,
+}
+
+/// H3_NO_ERROR: how a connection ends that finished its work.
+const NO_ERROR: u32 = 0x100;
+
+/// Serves one QUIC connection from its handshake until it closes; at
+/// `drain`, GOAWAY, the requests it took, then the close.
+pub(crate) async fn serve<S, B>(
+    incoming: quinn::Incoming,
+    handshaking: Handshaking,
+    service: Rc<S>,
+    drain: impl Future<Output = ()>,
+    limits: Limits,
+    metrics: &super::metrics::Metrics,
+) where
+    S: Service<Request, Response = Response<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    let peer = incoming.remote_address();
+    let Ok(connecting) = incoming.accept() else {
+        metrics.record_quic_handshake("failed");
+        return;
+    };
+    let connection = match timeout(limits.handshake_timeout, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(_)) => {
+            metrics.record_quic_handshake("failed");
+            return;
+        }
+        Err(_) => {
+            metrics.record_quic_handshake("timeout");
+            return;
+        }
+    };
+    drop(handshaking);
+    let mut builder = h3::server::builder();
+    builder.max_field_section_size(limits.max_head);
+    let built = builder.build::<_, Bytes>(h3_quinn::Connection::new(connection.clone()));
+    let mut h3 = match timeout(limits.handshake_timeout, built).await {
+        Ok(Ok(h3)) => h3,
+        _ => {
+            metrics.record_quic_handshake("failed");
+            connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+            return;
+        }
+    };
+    metrics.record_quic_handshake("ok");
+    metrics.quic_connections.inc();
+    let mut drain = pin!(drain);
+    // None until the drain; then the moment the second GOAWAY is due.
+    let mut narrow_at: Option<Pin<Box<Sleep>>> = None;
+    let mut narrowed = false;
+    loop {
+        tokio::select! {
+            () = &mut drain, if narrow_at.is_none() => {
+                // RFC 9114 §5.2's graceful close, in two steps. First a
+                // GOAWAY naming the largest id: no new request from here
+                // on, yet every request the client sent before it hears
+                // this is still taken (none is rejected for having crossed
+                // it in flight).
+                let _ = h3.shutdown(usize::MAX).await;
+                narrow_at = Some(Box::pin(sleep(narrow_delay(&connection))));
+            }
+            () = async { narrow_at.as_mut().expect("set at the drain").await },
+                if narrow_at.is_some() && !narrowed => {
+                // A round trip later the client has heard it: the GOAWAY
+                // now names the last request taken, and any stream after
+                // it is refused unprocessed (H3_REQUEST_REJECTED, safe to
+                // send again), so a client that ignores GOAWAY cannot keep
+                // giving the old process work.
+                narrowed = true;
+                let _ = h3.shutdown(0).await;
+            }
+            accepted = h3.accept() => match accepted {
+                Ok(Some(resolver)) => {
+                    let service = service.clone();
+                    actix_web::rt::spawn(async move {
+                        let Ok(Ok((request, stream))) =
+                            timeout(limits.head_timeout, resolver.resolve_request()).await
+                        else {
+                            return;
+                        };
+                        answer(request, stream, peer, service, limits).await;
+                    });
+                }
+                // The connection ended (its client closed it, or it went
+                // idle), or h3 takes no more requests: after a GOAWAY,
+                // the client's own or a stream beyond ours refused with
+                // nothing left in flight.
+                Ok(None) | Err(_) => break,
+            },
+        }
+    }
+    // Not closed from here: QUIC has no kernel to deliver what is left
+    // after a close, as TCP has, and quinn's close drops every byte not yet
+    // acknowledged (a GOAWAY, a refusal, the last answers). The client
+    // closes once it has its answers (browsers do, after a GOAWAY), or the
+    // connection goes idle; `server.drain_timeout` bounds the wait, as it
+    // bounds the process.
+    let _ = connection.closed().await;
+    drop(h3);
+    metrics.quic_connections.dec();
+}
+
+/// How long after the first GOAWAY the second follows: two round trips
+/// (quinn's estimate; before any sample, its initial 333 ms), at least
+/// 50 ms.
+fn narrow_delay(connection: &quinn::Connection) -> Duration {
+    (connection.rtt() * 2).max(Duration::from_millis(50))
+}
+
+/// One request: to the `App` as actix-http's request, the answer back.
+async fn answer<S, B>(
+    request: http1::Request<()>,
+    stream: h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
+    peer: SocketAddr,
+    service: Rc<S>,
+    limits: Limits,
+) where
+    S: Service<Request, Response = Response<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    let (mut send, recv) = stream.split();
+    let head_only = request.method() == http1::Method::HEAD;
+    let Some(req) = to_actix(request, recv, peer, limits.body_timeout) else {
+        send.stop_stream(Code::H3_MESSAGE_ERROR);
+        return;
+    };
+    let response = match service.call(req).await {
+        Ok(response) => response.map_into_boxed_body(),
+        Err(e) => Response::from(e),
+    };
+    respond(response, &mut send, head_only, limits.send_timeout).await;
+}
+
+/// The h3 request as actix-http's, its body read as the handler reads it.
+/// None when a name or value cannot be carried over (h3 checked them
+/// against the same rules, so never in practice).
+fn to_actix(
+    request: http1::Request<()>,
+    recv: RecvHalf,
+    peer: SocketAddr,
+    body_timeout: Duration,
+) -> Option<Request> {
+    let (parts, ()) = request.into_parts();
+    let body = Body {
+        recv,
+        deadline: Some(Box::pin(sleep(body_timeout))),
+        done: false,
+    };
+    let mut req = Request::with_payload(Payload::Stream {
+        payload: Box::pin(body) as actix_http::BoxedPayloadStream,
+    });
+    let head = req.head_mut();
+    head.method = Method::from_bytes(parts.method.as_str().as_bytes()).ok()?;
+    head.uri = parts.uri.to_string().parse().ok()?;
+    head.version = http::Version::HTTP_3;
+    head.peer_addr = Some(peer);
+    let headers = &mut head.headers;
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    for (name, value) in &parts.headers {
+        // RFC 9114 §4.2.1: cookie crumbs are joined for an HTTP/1.1 world.
+        if name == http1::header::COOKIE {
+            cookies.push(value.as_bytes());
+            continue;
+        }
+        headers.append(
+            http::HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
+            http::HeaderValue::from_bytes(value.as_bytes()).ok()?,
+        );
+    }
+    if !cookies.is_empty() {
+        headers.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(&cookies.join(&b"; "[..])).ok()?,
+        );
+    }
+    // The authority is the request's host, as HTTP/2's :authority.
+    if !headers.contains_key(http::header::HOST)
+        && let Some(authority) = parts.uri.authority()
+    {
+        headers.insert(
+            http::header::HOST,
+            http::HeaderValue::from_str(authority.as_str()).ok()?,
+        );
+    }
+    Some(req)
+}
+
+/// A request body, ending in an error for the handler if it is not complete
+/// within `server.client_body_timeout` (and the same grace as HTTP/1.1's).
+struct Body {
+    recv: RecvHalf,
+    deadline: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl FuturesStream for Body {
+    type Item = Result<Bytes, actix_http::error::PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let polled = self.recv.poll_recv_data(cx);
+        if polled.is_pending()
+            && let Some(deadline) = self.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.done = true;
+            self.recv.stop_sending(Code::H3_REQUEST_INCOMPLETE);
+            return Poll::Ready(Some(Err(actix_http::error::PayloadError::Io(
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "request body not complete within server.client_body_timeout",
+                ),
+            ))));
+        }
+        match polled {
+            Poll::Ready(Ok(Some(mut chunk))) => {
+                let bytes = chunk.copy_to_bytes(chunk.remaining());
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Ok(None)) => {
+                self.done = true;
+                self.deadline = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Err(e)) => {
+                self.done = true;
+                Poll::Ready(Some(Err(actix_http::error::PayloadError::Io(
+                    std::io::Error::other(e.to_string()),
+                ))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Body {
+    /// An answer that did not read the whole body tells the client to stop
+    /// sending it, with HTTP/3's code (quinn's own would be 0, no H3 code).
+    fn drop(&mut self) {
+        if !self.done {
+            self.recv.stop_sending(Code::H3_NO_ERROR);
+        }
+    }
+}
+
+/// Sends the answer on its stream, as fast as the client reads it.
+async fn respond(
+    response: Response<BoxBody>,
+    send: &mut SendHalf,
+    head_only: bool,
+    send_timeout: Duration,
+) {
+    let (response, body) = response.into_parts();
+    let mut size = body.size();
+    let Some(head) = to_h3(&head_of(&response, &mut size)) else {
+        send.stop_stream(Code::H3_INTERNAL_ERROR);
+        return;
+    };
+    if timeout(send_timeout, send.send_response(head))
+        .await
+        .is_err()
+    {
+        send.stop_stream(Code::H3_REQUEST_CANCELLED);
+        return;
+    }
+    let empty = head_only || matches!(size, BodySize::None | BodySize::Sized(0));
+    if !empty {
+        let mut body = pin!(body);
+        loop {
+            let chunk = match poll_fn(|cx| body.as_mut().poll_next(cx)).await {
+                None => break,
+                Some(Ok(chunk)) => chunk,
+                // The head and the data so far went out; the stream is reset
+                // so the client does not take a cut body for a whole one.
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "response body failed; stream reset");
+                    send.stop_stream(Code::H3_INTERNAL_ERROR);
+                    return;
+                }
+            };
+            // send_data waits until QUIC took it all: the client's window.
+            match timeout(send_timeout, send.send_data(chunk)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    send.stop_stream(Code::H3_REQUEST_CANCELLED);
+                    return;
+                }
+            }
+        }
+    }
+    let _ = send.finish().await;
+}
+
+/// An answer's head as h3 takes it (the `http` crate of version 1).
+fn to_h3(head: &http::Response<()>) -> Option<http1::Response<()>> {
+    let mut out = http1::Response::new(());
+    *out.status_mut() = http1::StatusCode::from_u16(head.status().as_u16()).ok()?;
+    let headers = out.headers_mut();
+    for (name, value) in head.headers() {
+        headers.append(
+            http1::HeaderName::from_bytes(name.as_str().as_bytes()).ok()?,
+            http1::HeaderValue::from_bytes(value.as_bytes()).ok()?,
+        );
+    }
+    Some(out)
+}
