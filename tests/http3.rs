@@ -1,0 +1,348 @@
+//! HTTP/3 across reloads: the service takes a UDP socket named `quic` as
+//! systemd passes it, serves HTTP/3 on it beside HTTPS, and a reload moves
+//! every QUIC client to the new process without a failed request. The
+//! clients are aioquic's (PyPI; tests/run installs it into a venv and names
+//! its Python in `HANDOFF_H3_PYTHON`): pooled, pausing between requests,
+//! some uploading slowly across each reload, never retrying.
+//!
+//! What makes it work, and what each test shows can fail: the old process's
+//! connections keep their datagrams after the new process reads the socket
+//! (it passes them on, `handoff.quic_forwarding`); each connection says
+//! GOAWAY at the drain and stays until its client has its answers and
+//! closes; HTTPS answers name the HTTP/3 port (`Alt-Svc`).
+
+mod podman;
+mod support;
+
+use std::net::{TcpListener, UdpSocket};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+/// The Python with aioquic, or None (the test is recorded as skipped).
+fn h3_python(test: &str) -> Option<String> {
+    let python = std::env::var("HANDOFF_H3_PYTHON").unwrap_or_else(|_| python());
+    let has_aioquic = Command::new(&python)
+        .args(["-c", "import aioquic"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_aioquic {
+        podman::record_skip(
+            test,
+            "no Python with aioquic (tests/run installs it into target/h3-client; \
+             set HANDOFF_H3_PYTHON)",
+        );
+        return None;
+    }
+    Some(python)
+}
+
+/// A certificate for localhost and 127.0.0.1, its own authority.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-subj", "/CN=localhost", "-addext"])
+        .arg("subjectAltName=DNS:localhost,IP:127.0.0.1")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{out:?}");
+    (cert, key)
+}
+
+/// A TCP listener and a UDP socket on the same port of 127.0.0.1, as a
+/// service's `https` and `quic` sockets are.
+fn same_port_pair() -> (TcpListener, UdpSocket) {
+    for _ in 0..50 {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if let Ok(udp) = UdpSocket::bind(("127.0.0.1", port)) {
+            return (tcp, udp);
+        }
+    }
+    panic!("no port free for both TCP and UDP");
+}
+
+/// The reference service, started as systemd starts it: sockets `http`,
+/// `https` and `quic` passed in, HTTPS and HTTP/3 on the same port.
+struct Service {
+    proc: Proc,
+    http: String,
+    port: u16,
+    cert: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = certificate(dir.path());
+        let http = TcpListener::bind("127.0.0.1:0").unwrap();
+        let http_addr = http.local_addr().unwrap().to_string();
+        let (https, quic) = same_port_pair();
+        let port = https.local_addr().unwrap().port();
+        let mut cmd = handoff();
+        cmd.env("HANDOFF__TLS__CERTIFICATE", &cert)
+            .env("HANDOFF__TLS__KEY", &key);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let fds: Vec<OwnedFd> = vec![http.into(), https.into(), quic.into()];
+        let proc = Proc::spawn(with_listen_fds(cmd, fds, Some("http:https:quic"), None));
+        wait_until_serving(&http_addr, Duration::from_secs(10));
+        Self {
+            proc,
+            http: http_addr,
+            port,
+            cert,
+            _dir: dir,
+        }
+    }
+
+    /// The pid serving now (its plain HTTP answer names it).
+    fn serving(&self) -> u32 {
+        answering_pid(&self.http, Duration::from_secs(10))
+    }
+
+    fn metrics(&self) -> String {
+        get(&self.http, "/metrics").unwrap().body
+    }
+}
+
+/// What tests/clients/h3_clients.py reports.
+#[derive(Debug)]
+struct Outcome {
+    json: serde_json::Value,
+}
+
+impl Outcome {
+    fn n(&self, key: &str) -> u64 {
+        self.json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {}", self.json))
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        let mut pids: Vec<u32> = self.json["pids"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+
+    fn summary(&self) -> String {
+        let mut json = self.json.clone();
+        json.as_object_mut().unwrap().remove("timeline");
+        json.to_string()
+    }
+}
+
+/// Runs `clients` aioquic clients (h3_clients.py with `flags`) against
+/// `service` and reloads it `reloads` times, 1.1 s apart, 2 s into the
+/// load; returns the clients' outcome and the pids that served, oldest
+/// first.
+fn reloads_under_h3_load(
+    python: &str,
+    service: &Service,
+    clients: usize,
+    reloads: usize,
+    flags: &[&str],
+) -> (Outcome, Vec<u32>) {
+    let stop = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let stop_file = stop.to_path_buf();
+    std::fs::remove_file(&stop_file).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_clients.py");
+    let load = Command::new(python)
+        .arg(script)
+        .args(["127.0.0.1", &service.port.to_string(), &clients.to_string()])
+        .arg(&stop_file)
+        .arg(&service.cert)
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the HTTP/3 clients start");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut pids = vec![service.serving()];
+    for _ in 0..reloads {
+        let old = *pids.last().unwrap();
+        // SAFETY: kill(2) to the pid that answered a moment ago.
+        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
+        let new = wait_for_new_pid(&service.http, old, Duration::from_secs(15))
+            .expect("a successor serves");
+        pids.push(new);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(&stop_file, b"").unwrap();
+    let out = load.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "h3_clients.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (Outcome { json }, pids)
+}
+
+/// The value of a metric line `name` (labels included) in `/metrics`.
+fn metric(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
+}
+
+#[test]
+fn http3_clients_lose_nothing_across_ten_reloads() {
+    let test = "http3_clients_lose_nothing_across_ten_reloads";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[]);
+    let (outcome, pids) = reloads_under_h3_load(&python, &service, 16, 10, &["--slow-uploads"]);
+    report(
+        "http3-reloads",
+        &format!("{}\npids {pids:?}\n", outcome.summary()),
+    );
+    assert_eq!(outcome.n("failed"), 0, "{}", outcome.summary());
+    // Every generation answered over HTTP/3, and uploads under way at the
+    // reloads were answered in full.
+    let served: Vec<u32> = outcome.pids();
+    let mut expected = pids.clone();
+    expected.sort_unstable();
+    assert_eq!(served, expected, "{}", outcome.summary());
+    assert!(outcome.n("slow_ok") > 0, "{}", outcome.summary());
+    // Clients moved because they heard GOAWAY, never because a connection
+    // was closed under them.
+    assert!(outcome.n("goaways") >= 10, "{}", outcome.summary());
+    assert_eq!(
+        outcome.n("moved_without_goaway"),
+        0,
+        "{}",
+        outcome.summary()
+    );
+    // The old connections' datagrams reached the old process through the
+    // new one.
+    let metrics = service.metrics();
+    assert!(
+        metric(&metrics, "handoff_quic_datagrams_forwarded_total") > 0.0,
+        "{metrics}"
+    );
+    // And the old processes did not wait out their drain timeout (30 s):
+    // each left once its clients had closed.
+    for old in &pids[..pids.len() - 1] {
+        assert!(
+            wait_gone(*old, Duration::from_secs(10)),
+            "pid {old} still runs"
+        );
+    }
+    drop(service.proc);
+}
+
+#[test]
+fn without_forwarding_uploads_under_way_at_a_reload_fail() {
+    // The control: the same load with the old process's datagrams dropped
+    // rather than passed on. If this passed without failures, the test
+    // above would prove nothing about the forwarding.
+    let test = "without_forwarding_uploads_under_way_at_a_reload_fail";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[("HANDOFF__HANDOFF__QUIC_FORWARDING", "false")]);
+    let (outcome, _) = reloads_under_h3_load(&python, &service, 16, 2, &["--slow-uploads"]);
+    println!("{}", outcome.summary());
+    assert!(outcome.n("failed") > 0, "{}", outcome.summary());
+    drop(service.proc);
+}
+
+#[test]
+fn a_client_that_ignores_goaway_is_refused_not_cut_off() {
+    // A client that sends on after the GOAWAY gets its next request
+    // refused unprocessed (H3_REQUEST_REJECTED, which it may send again
+    // elsewhere), delivered before the connection goes: never a request
+    // lost with a closed connection.
+    let test = "a_client_that_ignores_goaway_is_refused_not_cut_off";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[]);
+    let (outcome, pids) = reloads_under_h3_load(&python, &service, 4, 2, &["--ignore-goaway"]);
+    println!("{}", outcome.summary());
+    assert_eq!(outcome.n("failed"), 0, "{}", outcome.summary());
+    assert!(outcome.n("rejected") > 0, "{}", outcome.summary());
+    assert_eq!(
+        outcome.n("moved_without_goaway"),
+        0,
+        "{}",
+        outcome.summary()
+    );
+    let mut expected = pids;
+    expected.sort_unstable();
+    assert_eq!(outcome.pids(), expected, "{}", outcome.summary());
+    drop(service.proc);
+}
+
+#[test]
+fn https_answers_name_the_http3_port_unless_http3_is_off() {
+    let alt_svc = |env: &[(&str, &str)]| {
+        let service = Service::start(env);
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-D", "-", "--cacert"])
+            .arg(&service.cert)
+            .arg(format!("https://localhost:{}/", service.port))
+            .args([
+                "--resolve",
+                &format!("localhost:{}:127.0.0.1", service.port),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(out.status.success(), "{out:?}");
+        let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        let line = head
+            .lines()
+            .find_map(|l| l.strip_prefix("alt-svc: "))
+            .map(|v| v.trim().to_owned());
+        (line, service.port)
+    };
+    let (line, port) = alt_svc(&[]);
+    assert_eq!(line, Some(format!("h3=\":{port}\"; ma=86400")));
+    let (line, _) = alt_svc(&[("HANDOFF__SERVER__HTTP3", "false")]);
+    assert_eq!(line, None);
+}
+
+#[test]
+fn handshakes_beyond_max_handshakes_prove_their_address_and_are_served() {
+    // With one handshake allowed at a time, the clients that arrive
+    // together get a Retry: they must echo its token, which the endpoint
+    // checks, before it spends a handshake on them. aioquic follows Retry,
+    // so each must still be served: a token the endpoint could not read
+    // back would fail them, and no Retry at all leaves the counter at 0.
+    let test = "handshakes_beyond_max_handshakes_prove_their_address_and_are_served";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[("HANDOFF__TLS__MAX_HANDSHAKES", "1")]);
+    let (outcome, _) = reloads_under_h3_load(&python, &service, 16, 0, &[]);
+    assert_eq!(outcome.n("failed"), 0, "{}", outcome.summary());
+    assert!(outcome.n("ok") > 0, "{}", outcome.summary());
+    let metrics = service.metrics();
+    assert!(
+        metric(&metrics, "handoff_quic_handshakes_total{result=\"retry\"}") > 0.0,
+        "{metrics}"
+    );
+    drop(service.proc);
+}
