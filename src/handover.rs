@@ -96,6 +96,9 @@ pub struct Handover {
     /// Set with `drain`: read on every poll of every connection, where an
     /// atomic load is all that should be paid.
     draining: std::sync::atomic::AtomicBool,
+    /// Set with `drain` when a successor serves on: a connection that
+    /// stays with this process may stay until its client leaves.
+    to_successor: std::sync::atomic::AtomicBool,
     sink: Mutex<Sink>,
     pump: Mutex<Option<tokio::task::JoinHandle<()>>>,
     counts: Counts,
@@ -106,6 +109,7 @@ impl Handover {
         Self {
             drain: CancellationToken::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            to_successor: std::sync::atomic::AtomicBool::new(false),
             sink: Mutex::new(Sink::None),
             pump: Mutex::new(None),
             counts,
@@ -126,6 +130,9 @@ impl Handover {
     /// `to` from now on (None: none is offered). Call from the thread whose
     /// runtime should run the sending.
     pub fn begin(&self, to: Option<Destination>) {
+        let to_successor = matches!(to, Some(Destination::Successor(..)));
+        self.to_successor
+            .store(to_successor, std::sync::atomic::Ordering::Release);
         if let Some(to) = to {
             let (tx, rx) = mpsc::unbounded_channel();
             let counts = self.counts.clone();
@@ -141,6 +148,12 @@ impl Handover {
         self.draining
             .store(true, std::sync::atomic::Ordering::Release);
         self.drain.cancel();
+    }
+
+    /// Whether this drain is a reload's: a successor serves the sockets.
+    /// False before the drain and at a stop.
+    pub fn to_successor(&self) -> bool {
+        self.to_successor.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Ends the drain: nothing more is offered, and what was is sent (or

@@ -346,3 +346,49 @@ fn handshakes_beyond_max_handshakes_prove_their_address_and_are_served() {
     );
     drop(service.proc);
 }
+
+#[test]
+fn a_stop_answers_what_it_took_then_ends_each_connection_with_h3_no_error() {
+    // A stop has no successor, and the next process starts only once this
+    // one has exited: a connection whose client sends nothing more must
+    // not hold the restart until it idles out (server.keep_alive, 30 s
+    // here). Its request under way is answered; then the connection ends
+    // with H3_NO_ERROR, which tells the client to connect again.
+    let test = "a_stop_answers_what_it_took_then_ends_each_connection_with_h3_no_error";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[("HANDOFF__SERVER__KEEP_ALIVE", "30s")]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
+    let mut client = Command::new(&python)
+        .arg(script)
+        .args(["127.0.0.1", &service.port.to_string()])
+        .arg(&service.cert)
+        .args(["600", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the HTTP/3 client starts");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
+    let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
+    let pid: u32 = next()
+        .strip_prefix("pid ")
+        .and_then(|p| p.parse().ok())
+        .expect("the client names the pid it reached");
+    assert_eq!(next(), "waiting");
+    // SAFETY: kill(2) to the process the client just reached.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let report = next();
+    let seen: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report:?}"));
+    assert_eq!(seen["delayed_status"], "200", "{seen}");
+    assert_eq!(seen["close_code"], 0x100, "{seen}");
+    let after = seen["closed_after_s"].as_f64().unwrap();
+    assert!(after < 5.0, "closed {after} s after the stop: {seen}");
+    assert!(
+        wait_gone(pid, Duration::from_secs(5)),
+        "pid {pid} still runs"
+    );
+    let _ = client.wait();
+    drop(service.proc);
+}

@@ -6,10 +6,12 @@
 //! connections, as adopted ones do) as quinn's `Incoming`: its handshake
 //! and all its requests run on that worker's thread, with that worker's
 //! instance of the `App`. At the drain each connection sends GOAWAY (two
-//! of them, as RFC 9114 §5.2 describes), answers the requests it took, and
-//! stays until its client closes it or it goes idle; the client opens a new
-//! connection for anything after, which reaches the process that serves
-//! next, while this one's datagrams still reach this process.
+//! of them, as RFC 9114 §5.2 describes) and answers the requests it took;
+//! the client opens a new connection for anything after, which reaches the
+//! process that serves next. After a reload the old connection stays until
+//! its client closes it or it goes idle (its datagrams still reach this
+//! process); at a stop it ends with H3_NO_ERROR once its answers are out,
+//! since the next process starts only when this one has exited.
 //!
 //! Each connection's cost is bounded as HTTP/2's: `tls.handshake_timeout`
 //! for the QUIC and TLS handshake, `limits.max_concurrent_streams` requests
@@ -18,6 +20,7 @@
 //! `server.send_timeout` for a client that reads nothing of an answer, and
 //! `server.keep_alive` of idleness (QUIC's idle timeout).
 
+use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -32,6 +35,7 @@ use bytes::{Buf, Bytes};
 use futures_core::Stream as FuturesStream;
 use h3::error::Code;
 use h3::server::RequestStream;
+use tokio::sync::Notify;
 use tokio::time::{Sleep, sleep, timeout};
 
 use super::h2::head_of;
@@ -55,12 +59,14 @@ pub(crate) struct Limits {
 const NO_ERROR: u32 = 0x100;
 
 /// Serves one QUIC connection from its handshake until it closes; at
-/// `drain`, GOAWAY, the requests it took, then the close.
+/// `drain`, GOAWAY, the requests it took, then the end: the client's close
+/// after a reload (`to_successor` says which drain this is), ours at a stop.
 pub(crate) async fn serve<S, B>(
     incoming: quinn::Incoming,
     handshaking: Handshaking,
     service: Rc<S>,
     drain: impl Future<Output = ()>,
+    to_successor: impl Fn() -> bool,
     limits: Limits,
     metrics: &super::metrics::Metrics,
 ) where
@@ -97,10 +103,20 @@ pub(crate) async fn serve<S, B>(
     };
     metrics.record_quic_handshake("ok");
     metrics.quic_connections.inc();
+    // However this future ends (the drain's timeout drops it), the client
+    // is told why: H3_NO_ERROR, so it connects again for what is next
+    // rather than taking the end for a failure. No-op once closed.
+    let _close = CloseOnDrop(connection.clone());
+    let answering = Answering::default();
     let mut drain = pin!(drain);
     // None until the drain; then the moment the second GOAWAY is due.
     let mut narrow_at: Option<Pin<Box<Sleep>>> = None;
     let mut narrowed = false;
+    // At a stop, once narrowed: done when every answer is out and has had
+    // time to be acknowledged (the client may send nothing more, and the
+    // next process waits for this one to exit).
+    let mut ending: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
+    let mut ended_here = false;
     loop {
         tokio::select! {
             () = &mut drain, if narrow_at.is_none() => {
@@ -121,11 +137,25 @@ pub(crate) async fn serve<S, B>(
                 // giving the old process work.
                 narrowed = true;
                 let _ = h3.shutdown(0).await;
+                if !to_successor() {
+                    let (answering, linger) =
+                        (answering.clone(), linger_after_answers(&connection));
+                    ending = Some(Box::pin(async move {
+                        answering.none_left().await;
+                        sleep(linger).await;
+                    }));
+                }
+            }
+            () = async { ending.as_mut().expect("set at a stop").await }, if ending.is_some() => {
+                ended_here = true;
+                break;
             }
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
                     let service = service.clone();
+                    let answer_of = answering.begin();
                     actix_web::rt::spawn(async move {
+                        let _answer_of = answer_of;
                         let Ok(Ok((request, stream))) =
                             timeout(limits.head_timeout, resolver.resolve_request()).await
                         else {
@@ -142,13 +172,28 @@ pub(crate) async fn serve<S, B>(
             },
         }
     }
-    // Not closed from here: QUIC has no kernel to deliver what is left
-    // after a close, as TCP has, and quinn's close drops every byte not yet
-    // acknowledged (a GOAWAY, a refusal, the last answers). The client
-    // closes once it has its answers (browsers do, after a GOAWAY), or the
-    // connection goes idle; `server.drain_timeout` bounds the wait, as it
-    // bounds the process.
-    let _ = connection.closed().await;
+    // After a reload, not closed from here: QUIC has no kernel to deliver
+    // what is left after a close, as TCP has, and quinn's close drops every
+    // byte not yet acknowledged (a GOAWAY, a refusal, the last answers).
+    // The client closes once it has its answers (browsers do, after a
+    // GOAWAY), or the connection goes idle; `server.drain_timeout` bounds
+    // the wait, as it bounds the process. At a stop the next process waits
+    // for this one to exit: once every answer is out and has had time to be
+    // acknowledged, the connection ends with H3_NO_ERROR, and its client
+    // connects again, to the next process.
+    if ended_here {
+        connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+    } else if narrow_at.is_some() && !to_successor() {
+        answering.none_left().await;
+        tokio::select! {
+            _ = connection.closed() => {}
+            () = sleep(linger_after_answers(&connection)) => {
+                connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+            }
+        }
+    } else {
+        let _ = connection.closed().await;
+    }
     drop(h3);
     metrics.quic_connections.dec();
 }
@@ -158,6 +203,49 @@ pub(crate) async fn serve<S, B>(
 /// 50 ms.
 fn narrow_delay(connection: &quinn::Connection) -> Duration {
     (connection.rtt() * 2).max(Duration::from_millis(50))
+}
+
+/// How long a stopping process leaves a connection whose answers are all
+/// sent, for their acknowledgements and the client's own close: four round
+/// trips, at least 100 ms.
+fn linger_after_answers(connection: &quinn::Connection) -> Duration {
+    (connection.rtt() * 4).max(Duration::from_millis(100))
+}
+
+/// Closes the connection with H3_NO_ERROR when dropped.
+struct CloseOnDrop(quinn::Connection);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+    }
+}
+
+/// The requests of one connection still being answered.
+#[derive(Clone, Default)]
+struct Answering(Rc<(Cell<usize>, Notify)>);
+
+/// One answer under way; counted until dropped.
+struct AnswerUnderWay(Rc<(Cell<usize>, Notify)>);
+
+impl Answering {
+    fn begin(&self) -> AnswerUnderWay {
+        self.0.0.set(self.0.0.get() + 1);
+        AnswerUnderWay(self.0.clone())
+    }
+
+    async fn none_left(&self) {
+        while self.0.0.get() > 0 {
+            self.0.1.notified().await;
+        }
+    }
+}
+
+impl Drop for AnswerUnderWay {
+    fn drop(&mut self) {
+        self.0.0.set(self.0.0.get() - 1);
+        self.0.1.notify_waiters();
+    }
 }
 
 /// One request: to the `App` as actix-http's request, the answer back.

@@ -327,9 +327,20 @@ where
                     // Counted from now: the drain waits for it.
                     let live = worker.connection();
                     let (app, state, drain) = (app.clone(), state.clone(), handover.draining());
+                    let handover = handover.clone();
                     actix_web::rt::spawn(async move {
                         let _live = live;
-                        h3::serve(incoming, handshaking, app, drain, limits, &state.metrics).await;
+                        let to_successor = || handover.to_successor();
+                        h3::serve(
+                            incoming,
+                            handshaking,
+                            app,
+                            drain,
+                            to_successor,
+                            limits,
+                            &state.metrics,
+                        )
+                        .await;
                     });
                     ready(Ok::<_, ()>(()))
                 },

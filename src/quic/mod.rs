@@ -23,9 +23,11 @@
 //!   the tag lineage, so a Retry the old process sent is honoured by the
 //!   new one, and a reset from any process is one the client believes.
 //!
-//! At a stop (no successor) the drain is the same without the forwarding;
-//! new connections are ignored meanwhile (no answer at all, so that their
-//! clients try again, and reach the next process). A client whose address
+//! At a stop (no successor) the drain is the same without the forwarding,
+//! except that each connection ends with H3_NO_ERROR once its answers are
+//! out (the next process waits for this one to exit); new connections are
+//! ignored meanwhile (no answer at all, so that their clients try again,
+//! and reach the next process). A client whose address
 //! is not yet validated is asked to prove it (a Retry) once more handshakes
 //! are under way than `tls.max_handshakes`.
 

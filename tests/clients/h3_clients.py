@@ -210,4 +210,5 @@ async def main():
     json.dump(totals, sys.stdout)
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())
