@@ -392,3 +392,84 @@ fn a_stop_answers_what_it_took_then_ends_each_connection_with_h3_no_error() {
     let _ = client.wait();
     drop(service.proc);
 }
+
+#[test]
+fn an_upload_to_a_process_two_reloads_old_is_answered_after_the_one_between_left() {
+    // Datagrams for the oldest process travel newest -> middle -> oldest.
+    // The middle process has no client and finishes its drain first; it
+    // must still pass on what is for the oldest until that one has gone,
+    // or an upload under way there stops halfway.
+    let test = "an_upload_to_a_process_two_reloads_old_is_answered_after_the_one_between_left";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_upload.py");
+    // 192 KiB over 7 s: under way past the middle process's standby (2 s).
+    let mut client = Command::new(&python)
+        .arg(script)
+        .args(["127.0.0.1", &service.port.to_string()])
+        .arg(&service.cert)
+        .args(["196608", "70", "0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the HTTP/3 client starts");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
+    let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
+    let oldest: u32 = next()
+        .strip_prefix("pid ")
+        .and_then(|p| p.parse().ok())
+        .expect("the client names the pid it reached");
+    assert_eq!(next(), "uploading");
+    // SAFETY: kill(2) to the pid the client reached.
+    assert_eq!(unsafe { libc::kill(oldest as i32, libc::SIGHUP) }, 0);
+    let middle = wait_for_new_pid(&service.http, oldest, Duration::from_secs(15))
+        .expect("a successor serves");
+    // SAFETY: kill(2) to the pid that answered a moment ago.
+    assert_eq!(unsafe { libc::kill(middle as i32, libc::SIGHUP) }, 0);
+    let newest = wait_for_new_pid(&service.http, middle, Duration::from_secs(15))
+        .expect("a successor serves");
+    let report = next();
+    let seen: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report:?}"));
+    assert_eq!(seen["status"], "200", "{seen}");
+    assert_eq!(seen["echoed"], true, "{seen}");
+    assert_eq!(answering_pid(&service.http, Duration::from_secs(5)), newest);
+    let _ = client.wait();
+    // Then both go, the middle one once the oldest has: well before the
+    // drain timeout (30 s).
+    for pid in [oldest, middle] {
+        assert!(
+            wait_gone(pid, Duration::from_secs(10)),
+            "pid {pid} still runs"
+        );
+    }
+    // A datagram for the oldest's connections now has nowhere to go: the
+    // newest drops it and counts it. A short header (0x40) and a
+    // connection ID that begins with the oldest's tag, read from its log.
+    let log = service.proc.stderr_now();
+    let tag = log
+        .lines()
+        .find(|l| l.contains("serving HTTP/3"))
+        .and_then(|l| l.split("tag=").nth(1))
+        .map(|t| t.trim_matches('"').get(..8).unwrap_or(t).to_owned())
+        .unwrap_or_else(|| panic!("no tag in:\n{log}"));
+    let tag = u32::from_str_radix(&tag, 16).expect("a tag is 8 hex digits");
+    let mut datagram = vec![0x40u8];
+    datagram.extend_from_slice(&tag.to_be_bytes());
+    datagram.extend_from_slice(&[0x5a; 4 + 40]);
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let gone = "handoff_quic_datagrams_dropped_total{reason=\"gone\"}";
+    let before = metric(&service.metrics(), gone);
+    udp.send_to(&datagram, ("127.0.0.1", service.port)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while metric(&service.metrics(), gone) <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the datagram for a process that exited was not counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(service.proc);
+}

@@ -323,8 +323,12 @@ async fn run(
         let _ = drain.await;
     }
     // The QUIC connections closed with the drain; their CONNECTION_CLOSE
-    // frames leave before the process does.
+    // frames leave before the process does. An earlier process still
+    // serving gets its datagrams through this one: it goes first (each is
+    // bounded by its own drain timeout).
     if let Some(quic) = &quic {
+        quic.wait_older_gone(state.settings.server.drain_timeout)
+            .await;
         quic.wait_idle(Duration::from_secs(1)).await;
     }
     // No request is in flight any more: the application's own clean-up.

@@ -266,6 +266,17 @@ impl Quic {
         self.refusing.store(true, Ordering::Release);
     }
 
+    /// Waits, up to `limit`, until every earlier process has exited: their
+    /// datagrams reach them through this one.
+    pub async fn wait_older_gone(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            while self.router.older_alive() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+    }
+
     /// Waits, up to `limit`, until the endpoint's connections are closed
     /// (their CONNECTION_CLOSE sent), before the process exits.
     pub async fn wait_idle(&self, limit: Duration) {

@@ -143,6 +143,26 @@ impl Router {
         }
     }
 
+    /// Whether an earlier process may still have connections: it holds
+    /// its end of the pair until it exits. Datagrams for all of them pass
+    /// through this process, so it must not exit before they have. Probed
+    /// with an empty datagram, which the receiver skips: a unix datagram
+    /// pair says the peer is gone only when sent to.
+    pub fn older_alive(&self) -> bool {
+        let mut routes = lock(&self.routes);
+        let Some(to) = routes.to_older.clone() else {
+            return false;
+        };
+        match to.send(&[]) {
+            Ok(_) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(_) => {
+                routes.to_older = None;
+                false
+            }
+        }
+    }
+
     /// Whether `datagram` is an earlier process's (and was forwarded, or
     /// dropped if that cannot be); false when it is this process's to
     /// handle (its own connections, new ones, anything unknown).
@@ -285,7 +305,8 @@ impl RoutingSocket {
             }
             let frame = read.filled();
             if frame.is_empty() {
-                return Poll::Pending;
+                // A successor's probe (`Router::older_alive`): nothing to read.
+                continue;
             }
             let Some((about, datagram)) = forward::decode(frame) else {
                 continue;
