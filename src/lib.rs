@@ -43,9 +43,9 @@ mod sync;
 mod telemetry;
 mod tls;
 
-pub use http::drain_signal::DrainSignal;
-pub use http::routes::{ApiError, get, json_errors, method_not_allowed, not_found};
-pub use http::state::{Info, RequestLimits};
+pub use http::shared::drain_signal::DrainSignal;
+pub use http::shared::routes::{ApiError, get, json_errors, method_not_allowed, not_found};
+pub use http::shared::state::{Info, RequestLimits};
 pub use service::{Context, Service};
 pub use settings::duration;
 pub use settings::{AppSettings, NoAppSettings, SettingError};

@@ -14,8 +14,8 @@ use actix_web::{App, web};
 use crate::cli::{self, Command};
 use crate::exit;
 use crate::http::UserApp;
-use crate::http::drain_signal::DrainSignal;
-use crate::http::state::Info;
+use crate::http::shared::drain_signal::DrainSignal;
+use crate::http::shared::state::Info;
 use crate::lifecycle::{self, DrainHook, LocalFuture, Started};
 use crate::settings::{AppSettings, NoAppSettings, Settings};
 

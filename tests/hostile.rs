@@ -1,6 +1,6 @@
 //! Clients that misbehave, against the real binary on loopback: whatever a
 //! client does, its connection costs bounded CPU and memory and is closed
-//! within the configured timeouts. Each test here failed before src/http/conn.rs.
+//! within the configured timeouts. Each test here failed before src/http/h1/conn.rs.
 
 mod support;
 

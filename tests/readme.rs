@@ -245,7 +245,7 @@ fn the_readme_lists_every_metric_and_only_real_ones() {
     );
     // Families with labels appear once used (a TLS handshake, a stream at
     // a drain): those the README lists must at least be registered.
-    let source = std::fs::read_to_string(root().join("src/http/metrics.rs")).unwrap();
+    let source = std::fs::read_to_string(root().join("src/http/shared/metrics.rs")).unwrap();
     let unknown: Vec<_> = listed
         .iter()
         .filter(|n| !exported.contains(*n))

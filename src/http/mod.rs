@@ -1,7 +1,8 @@
 //! The HTTP server: actix-server accepting on the taken listeners,
 //! actix-http speaking HTTP/1.1 over handoff's own connection type
-//! ([`conn::Conn`]), HTTP/2 over the `h2` crate (`h2`), TLS on https
-//! sockets (`tls`), the [`middleware`] layer, and the service's `App`.
+//! (`h1`), HTTP/2 over the `h2` crate (`h2`), HTTP/3 over quinn and h3
+//! (`h3`), TLS on https sockets (`tls`), what they share in front of the
+//! service's `App` (`shared`: the middleware, routes, counts, state).
 //!
 //! This is what `actix_web::HttpServer` assembles, with one difference that
 //! is the reason for doing it here: every accepted stream is wrapped in
@@ -13,18 +14,14 @@
 //! One run of the server on the listeners is an [`Instance`]: it starts,
 //! serves, and drains (handing its idle connections over, see `handover`).
 
-pub mod conn;
-pub mod drain_signal;
-mod framing;
+// One folder per protocol, and what they share in front of the `App`.
+mod h1;
 mod h2;
 mod h3;
-pub mod metrics;
-mod middleware;
-mod payload;
+pub mod shared;
+// Around them: what serves one connection, TLS over TCP (HTTP/1.1 and
+// HTTP/2; QUIC has its own, `crate::quic`), and the workers.
 mod pipeline;
-mod request_counts;
-pub mod routes;
-pub mod state;
 mod tls;
 mod workers;
 
@@ -45,10 +42,10 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::handover::{Destination, Handover};
 use crate::sockets::{Listener, Taken};
-use conn::Stream;
-use drain_signal::DrainSignal;
+use h1::conn::Stream;
 use pipeline::pipeline;
-use state::{AppState, Phase};
+use shared::drain_signal::DrainSignal;
+use shared::state::{AppState, Phase};
 use workers::{Handed, Worker, Workers};
 
 /// A server instance could not start.

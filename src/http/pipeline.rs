@@ -16,13 +16,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::web;
 
-use super::conn::{Conn, ConnState, Stream};
-use super::state::AppState;
+use super::h1::conn::{Conn, ConnState, Stream};
+use super::shared::middleware;
+use super::shared::state::AppState;
 use super::workers::{Live, Worker};
-use super::{
-    Arrival, ConnFactory, Listening, Parts, PeerAddr, QuicFactory, Security, h2, h3, middleware,
-    tls,
-};
+use super::{Arrival, ConnFactory, Listening, Parts, PeerAddr, QuicFactory, Security, h2, h3, tls};
 use crate::handover::Handover;
 
 /// accept -> [TLS handshake ->] HTTP/2, or `Conn` -> HTTP/1.1 dispatcher;

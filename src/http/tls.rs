@@ -1,6 +1,6 @@
 //! A TLS connection as the rest of the server sees it: the handshake,
 //! bounded in time and in how many one worker runs at once, then a
-//! [`Stream`] of plaintext that [`super::conn::Conn`] frames, bounds and
+//! [`Stream`] of plaintext that [`super::h1::conn::Conn`] frames, bounds and
 //! times like any other connection.
 //!
 //! Its one difference: it is never handed to another process. Its keys and
@@ -21,8 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Semaphore;
 
-use super::conn::Stream;
-use super::metrics::Metrics;
+use super::h1::conn::Stream;
+use super::shared::metrics::Metrics;
 
 /// The plaintext side of an established TLS connection over `S`.
 pub struct TlsStream<S> {

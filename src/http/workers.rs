@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::mpsc;
 use tokio_util::task::{TaskTracker, task_tracker::TaskTrackerToken};
 
-use super::metrics::{Metrics, WorkerLabels};
+use super::shared::metrics::{Metrics, WorkerLabels};
 use crate::sync::lock;
 
 /// The workers of one instance.

@@ -55,7 +55,7 @@ use actix_web::web;
 use tokio::sync::mpsc;
 
 use crate::handover::{self, Destination};
-use crate::http::state::{AppState, Info};
+use crate::http::shared::state::{AppState, Info};
 use crate::http::{Adopter, Instance, StartError, UserApp, millis};
 use crate::settings::Settings;
 use crate::{exit, notify, quic, sockets, telemetry, tls};

@@ -23,7 +23,7 @@ use super::control::{self, ReloadReply};
 use super::successor::{self, Launch, Successor};
 use crate::handover::{self, Adopt};
 use crate::http::millis;
-use crate::http::state::AppState;
+use crate::http::shared::state::AppState;
 use crate::quic::Quic;
 use crate::sockets::Taken;
 use crate::{exit, notify};

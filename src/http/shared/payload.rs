@@ -14,7 +14,7 @@ use actix_web::error::PayloadError;
 use actix_web::web::Bytes;
 use futures_core::Stream;
 
-use super::conn::ConnState;
+use crate::http::h1::conn::ConnState;
 
 pub struct Tracked {
     inner: Payload,

@@ -68,7 +68,7 @@ pub(crate) async fn serve<S, B>(
     drain: impl Future<Output = ()>,
     to_successor: impl Fn() -> bool,
     limits: Limits,
-    metrics: &super::metrics::Metrics,
+    metrics: &crate::http::shared::metrics::Metrics,
 ) where
     S: Service<Request, Response = Response<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,

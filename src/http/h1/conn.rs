@@ -55,8 +55,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::framing::Framing;
-use super::workers::Live;
 use crate::handover::{Handover, Offer};
+use crate::http::workers::Live;
 
 /// What the request middleware and the connection share. Both run on the
 /// connection's own task, so plain cells suffice.

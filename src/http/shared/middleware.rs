@@ -25,12 +25,12 @@ use actix_web::dev::{AppConfig, ServiceResponse};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpResponse, ResponseError, web};
 
-use super::conn::ConnState;
 use super::drain_signal::LongLived;
 use super::payload::{BodyWatch, Tracked};
 use super::request_counts::{Cell as CountCell, WorkerCounts};
 use super::routes;
 use super::state::{AppState, Phase};
+use crate::http::h1::conn::ConnState;
 
 /// How long after `server.client_body_timeout` the connection itself ends an
 /// incomplete body, so that a handler's own answer to it gets out first.

@@ -379,7 +379,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// whole 24-byte preface is HTTP/2; anything that differs from it at any
 /// byte is HTTP/1.1 (`PRI /x HTTP/1.1` is a valid request with an unusual
 /// method). Waits for them at most `limit` (the time a request head has).
-pub(crate) async fn sniff<S: super::conn::Stream>(io: &S, limit: Duration) -> Sniffed {
+pub(crate) async fn sniff<S: crate::http::h1::conn::Stream>(io: &S, limit: Duration) -> Sniffed {
     let look = async {
         let mut first = [0u8; PREFACE.len()];
         loop {
