@@ -44,14 +44,22 @@ H3_REQUEST_REJECTED = 0x10B
 
 
 class GoawayH3(H3Connection):
-    """aioquic's H3Connection, noting the GOAWAY it otherwise skips unread
-    (aioquic 1.x discards the payload of a control frame it does not use;
-    the hook that checks each control frame's type still sees it arrive)."""
+    """aioquic's H3Connection, noting the GOAWAY it otherwise ignores. Up to
+    aioquic 1.3 (nixpkgs' build) every control frame reaches
+    `_handle_control_frame`, which skips GOAWAY; later versions (PyPI's
+    1.7, tests/run's venv) discard the payload of a frame they do not use
+    and only `_check_control_frame_type` sees it arrive. Either hook notes
+    it; neither changes what aioquic does."""
 
     goaway = False
 
     def _check_control_frame_type(self, frame_type):
         super()._check_control_frame_type(frame_type)
+        if frame_type == FrameType.GOAWAY:
+            self.goaway = True
+
+    def _handle_control_frame(self, frame_type, frame_data):
+        super()._handle_control_frame(frame_type, frame_data)
         if frame_type == FrameType.GOAWAY:
             self.goaway = True
 

@@ -92,6 +92,11 @@ pub(crate) async fn serve<S, B>(
     drop(handshaking);
     let mut builder = h3::server::builder();
     builder.max_field_section_size(limits.max_head);
+    // No reserved ("grease") frames after a response: aioquic up to 1.3
+    // (nixpkgs' build) then never reports the response's end, and its
+    // request waits until the connection idles out. Grease is optional
+    // (RFC 9114 §7.2.8); a client that works is not.
+    builder.send_grease(false);
     let built = builder.build::<_, Bytes>(h3_quinn::Connection::new(connection.clone()));
     let mut h3 = match timeout(limits.handshake_timeout, built).await {
         Ok(Ok(h3)) => h3,
@@ -379,10 +384,25 @@ impl FuturesStream for Body {
 impl Drop for Body {
     /// An answer that did not read the whole body tells the client to stop
     /// sending it, with HTTP/3's code (quinn's own would be 0, no H3 code).
+    /// But first what has already arrived is read: a GET's stream ends with
+    /// its head, and a STOP_SENDING for a stream the client has finished
+    /// is one some clients take as the end of the whole stream, answer
+    /// included (aioquic up to 1.3 discards it).
     fn drop(&mut self) {
-        if !self.done {
-            self.recv.stop_sending(Code::H3_NO_ERROR);
+        if self.done {
+            return;
         }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Bounded: what has arrived is within the stream's flow control
+        // window, and nothing more arrives while this runs.
+        loop {
+            match self.recv.poll_recv_data(&mut cx) {
+                Poll::Ready(Ok(Some(_))) => {}
+                Poll::Ready(Ok(None) | Err(_)) => return,
+                Poll::Pending => break,
+            }
+        }
+        self.recv.stop_sending(Code::H3_NO_ERROR);
     }
 }
 
