@@ -3,7 +3,8 @@
 //! every QUIC client to the new process without a failed request. The
 //! clients are aioquic's (PyPI; tests/run installs it into a venv and names
 //! its Python in `HANDOFF_H3_PYTHON`): pooled, pausing between requests,
-//! some uploading slowly across each reload, never retrying.
+//! some uploading slowly across each reload, never retrying; and a second,
+//! Rust's quinn and h3 (the load generator's HTTP/3 clients).
 //!
 //! What makes it work, and what each test shows can fail: the old process's
 //! connections keep their datagrams after the new process reads the socket
@@ -49,6 +50,9 @@ fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
         .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
         .args(["-subj", "/CN=localhost", "-addext"])
         .arg("subjectAltName=DNS:localhost,IP:127.0.0.1")
+        // An end-entity certificate: webpki (quinn's client) refuses one
+        // that says it is a CA, as openssl's default for -x509 does.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
@@ -471,5 +475,45 @@ fn an_upload_to_a_process_two_reloads_old_is_answered_after_the_one_between_left
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    drop(service.proc);
+}
+
+#[test]
+fn quinn_h3_clients_lose_nothing_across_ten_reloads() {
+    // The second client nobody here wrote: quinn and h3 as a Rust service
+    // would call another over HTTP/3 (benches/loadgen/src/h3.rs), back to
+    // back and pooled (POST, pauses, no retry). Needs no Python: it runs in
+    // the build sandbox too.
+    let service = Service::start(&[]);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", service.port).parse().unwrap();
+    let plan = loadgen::Plan {
+        addr,
+        groups: vec![
+            loadgen::Group::new("get", "/", 4, true).over_http3(&service.cert),
+            loadgen::Group::pooled("pooled", "/echo", 8, Duration::from_millis(300))
+                .over_http3(&service.cert),
+        ],
+        duration: Duration::from_secs(60),
+        request_timeout: Duration::from_secs(30),
+    };
+    let mut load = loadgen::Load::start(&plan);
+    std::thread::sleep(Duration::from_secs(1));
+    let mut pids = vec![service.serving()];
+    for i in 0..10 {
+        let old = *pids.last().unwrap();
+        load.mark(format!("reload {i}"));
+        // SAFETY: kill(2) to the pid that answered a moment ago.
+        assert_eq!(unsafe { libc::kill(old as i32, libc::SIGHUP) }, 0);
+        let new = wait_for_new_pid(&service.http, old, Duration::from_secs(15))
+            .expect("a successor serves");
+        pids.push(new);
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    let report = load.finish(Duration::from_secs(1));
+    support::report("http3-quinn-reloads", &format!("{report}\npids {pids:?}"));
+    report.assert_clean(1000);
+    // Every generation answered over HTTP/3.
+    let served = loadgen::pids_in_order(&report.samples);
+    assert_eq!(served, pids, "{report}");
     drop(service.proc);
 }

@@ -1,4 +1,4 @@
-//! HTTP/1.1 load for restart tests and benchmarks.
+//! HTTP/1.1 (and HTTP/3, `h3.rs`) load for restart tests and benchmarks.
 //!
 //! Each virtual client sends GET requests back to back, on one kept-alive
 //! connection or a new connection per request, and records for every request
@@ -26,6 +26,7 @@
 //! has settled; [`Report::check`] fails a run in which a disruption fell
 //! outside the load.
 
+mod h3;
 mod http;
 mod load;
 
@@ -49,6 +50,9 @@ pub struct Group {
     pub keep_alive: bool,
     /// Pooled clients: the longest random pause between two requests.
     pub pooled_pause: Option<Duration>,
+    /// Over HTTP/3 (QUIC to the same port, UDP), trusting the certificates
+    /// in this PEM file for `localhost`; None: HTTP/1.1 over TCP.
+    pub http3: Option<std::path::PathBuf>,
 }
 
 impl Group {
@@ -59,6 +63,15 @@ impl Group {
             clients,
             keep_alive,
             pooled_pause: None,
+            http3: None,
+        }
+    }
+
+    /// The same clients over HTTP/3 (see `h3.rs`), trusting `ca`.
+    pub fn over_http3(self, ca: impl Into<std::path::PathBuf>) -> Self {
+        Self {
+            http3: Some(ca.into()),
+            ..self
         }
     }
 
@@ -216,12 +229,11 @@ async fn run_until(plan: &Plan, origin: Instant, stop: Arc<AtomicBool>) -> Vec<S
                 stop: stop.clone(),
             };
             tasks.push(tokio::spawn(async move {
-                match group.pooled_pause {
-                    Some(pause) => {
-                        let seed = (gi as u64) << 32 | ci as u64;
-                        pooled_client(&run, &group, pause, seed).await
-                    }
-                    None => client(&run, &group).await,
+                let seed = (gi as u64) << 32 | ci as u64;
+                match (&group.http3, group.pooled_pause) {
+                    (Some(ca), _) => h3::client(&run, &group, ca, seed).await,
+                    (None, Some(pause)) => pooled_client(&run, &group, pause, seed).await,
+                    (None, None) => client(&run, &group).await,
                 }
             }));
         }

@@ -16,7 +16,7 @@ use clap::Parser;
 use loadgen::{Group, Plan};
 
 #[derive(Parser)]
-#[command(about = "HTTP/1.1 load that records every request's outcome")]
+#[command(about = "HTTP/1.1 or HTTP/3 load that records every request's outcome")]
 struct Args {
     #[arg(long)]
     addr: SocketAddr,
@@ -32,6 +32,10 @@ struct Args {
     /// Write every sample as a JSON line to this file.
     #[arg(long)]
     samples: Option<std::path::PathBuf>,
+    /// Every group over HTTP/3 (UDP, the same port), trusting the
+    /// certificates in this PEM file for the name `localhost`.
+    #[arg(long, value_name = "CA_FILE")]
+    http3: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -39,7 +43,10 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let plan = Plan {
         addr: args.addr,
-        groups: args.groups,
+        groups: match &args.http3 {
+            Some(ca) => args.groups.into_iter().map(|g| g.over_http3(ca)).collect(),
+            None => args.groups,
+        },
         duration: Duration::from_secs(args.duration),
         request_timeout: Duration::from_secs(args.timeout),
     };
