@@ -239,6 +239,14 @@ fn http3_clients_lose_nothing_across_ten_reloads() {
         "{}",
         outcome.summary()
     );
+    // And no GOAWAY declared a request unprocessed that was then answered:
+    // a client that believes the GOAWAY sends it again elsewhere.
+    assert_eq!(
+        outcome.n("answered_beyond_goaway"),
+        0,
+        "{}",
+        outcome.summary()
+    );
     // The old connections' datagrams reached the old process through the
     // new one.
     let metrics = service.metrics();
@@ -290,6 +298,14 @@ fn a_client_that_ignores_goaway_is_refused_not_cut_off() {
     assert!(outcome.n("rejected") > 0, "{}", outcome.summary());
     assert_eq!(
         outcome.n("moved_without_goaway"),
+        0,
+        "{}",
+        outcome.summary()
+    );
+    // And no GOAWAY declared a request unprocessed that was then answered:
+    // a client that believes the GOAWAY sends it again elsewhere.
+    assert_eq!(
+        outcome.n("answered_beyond_goaway"),
         0,
         "{}",
         outcome.summary()
@@ -510,10 +526,54 @@ fn quinn_h3_clients_lose_nothing_across_ten_reloads() {
         std::thread::sleep(Duration::from_millis(1000));
     }
     let report = load.finish(Duration::from_secs(1));
-    support::report("http3-quinn-reloads", &format!("{report}\npids {pids:?}"));
+    let marks: Vec<String> = report
+        .marks
+        .iter()
+        .map(|m| format!("{} at {:.3}s", m.what, m.at_us as f64 / 1e6))
+        .collect();
+    support::report(
+        "http3-quinn-reloads",
+        &format!(
+            "{report}\npids {pids:?}\nfailures {:?}\nmarks {marks:?}",
+            report.failures(10)
+        ),
+    );
     report.assert_clean(1000);
     // Every generation answered over HTTP/3.
     let served = loadgen::pids_in_order(&report.samples);
     assert_eq!(served, pids, "{report}");
+    drop(service.proc);
+}
+
+#[test]
+fn an_answer_slower_than_keep_alive_arrives_and_an_idle_connection_ends_with_h3_no_error() {
+    // server.keep_alive is 1 s here. A request whose answer takes 2.5 s
+    // keeps its connection (QUIC's idle timer would have cut it at 1 s,
+    // as it did when it was server.keep_alive); a connection with no
+    // request open for 1 s then ends, with H3_NO_ERROR, as an idle HTTP/2
+    // one ends with GOAWAY.
+    let test =
+        "an_answer_slower_than_keep_alive_arrives_and_an_idle_connection_ends_with_h3_no_error";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[("HANDOFF__SERVER__KEEP_ALIVE", "1s")]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args(["127.0.0.1", &service.port.to_string()])
+        .arg(&service.cert)
+        .args(["2500", "10"])
+        .output()
+        .expect("the HTTP/3 client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = stdout.lines().last().unwrap_or_default();
+    let seen: serde_json::Value = serde_json::from_str(report)
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(seen["delayed_status"], "200", "{seen}");
+    assert_eq!(seen["close_code"], 0x100, "{seen}");
+    // From the start of the 2.5 s request: its answer, then 1 s idle.
+    let after = seen["closed_after_s"].as_f64().unwrap();
+    assert!((2.5..6.0).contains(&after), "closed {after} s in: {seen}");
     drop(service.proc);
 }

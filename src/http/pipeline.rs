@@ -305,6 +305,7 @@ where
     let settings = &parts.state.settings;
     let limits = h3::Limits {
         handshake_timeout: settings.tls.handshake_timeout,
+        keep_alive: settings.server.keep_alive,
         head_timeout: settings.server.client_header_timeout,
         send_timeout: settings.server.send_timeout,
         body_timeout: settings.server.client_body_timeout + middleware::BODY_DEADLINE_GRACE,

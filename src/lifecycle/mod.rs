@@ -416,11 +416,24 @@ fn start_quic(
     let (Some(tls), true) = (&state.tls, state.settings.server.http3) else {
         return Ok(None);
     };
-    let Some(socket) = listeners.iter().find_map(|t| match &t.listener {
-        sockets::Listener::Udp(s) => Some(s),
-        _ => None,
-    }) else {
-        return Ok(None);
+    let udp: Vec<_> = listeners
+        .iter()
+        .filter_map(|t| match &t.listener {
+            sockets::Listener::Udp(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    // One endpoint reads one socket: a second would be bound (or passed)
+    // and never read, its datagrams lost while Alt-Svc names its port.
+    let socket = match udp[..] {
+        [] => return Ok(None),
+        [socket] => socket,
+        _ => {
+            return Err(Failed::Quic(format!(
+                "{} UDP sockets were passed or bound; HTTP/3 is served on one                  (one ListenDatagram=, on 0.0.0.0 or [::] for every address)",
+                udp.len()
+            )));
+        }
     };
     let inherited = match inherited.map(|(line, fd)| quic::Inherited::parse(&line, fd)) {
         Some(Ok(i)) => Some(i),

@@ -182,9 +182,13 @@ impl Reloader {
 
         let (reply, handed_off) = match outcome {
             Ok(successor) => {
-                // The successor reads the QUIC socket from now on.
-                if let (Some(quic), Some(handoff)) = (quic, quic_handoff.take()) {
-                    quic.handed_over(handoff);
+                // The successor reads the QUIC socket from now on; without
+                // a pair, this process stops reading it all the same (two
+                // readers would split every connection's datagrams).
+                match (quic, quic_handoff.take()) {
+                    (Some(quic), Some(handoff)) => quic.handed_over(handoff),
+                    (Some(quic), None) => quic.handed_over_without_pair(),
+                    (None, _) => {}
                 }
                 let pid = successor.pid();
                 // Counted by the successor, whose generation says how many

@@ -255,6 +255,13 @@ impl Quic {
         }
     }
 
+    /// The successor serves, and no pair could be made for it: this
+    /// process stops reading the socket and its connections hear nothing
+    /// more (they end at their idle timeout).
+    pub fn handed_over_without_pair(&self) {
+        self.router.forwarded_nowhere();
+    }
+
     /// The successor died: this process reads the socket again.
     pub fn taken_back(&self) {
         self.router.reading();
@@ -285,14 +292,36 @@ impl Quic {
 }
 
 /// The transport limits, from the settings: `limits.max_concurrent_streams`
-/// requests at once, an idle connection closed after `server.keep_alive` (as
-/// an HTTP/1.1 keep-alive one), the client's streams for HTTP/3's control
-/// and QPACK.
+/// requests at once, the client's streams for HTTP/3's control and QPACK,
+/// and flow control windows that bound what one connection can make this
+/// process hold (request bodies a handler has not read yet), as HTTP/2's
+/// do. QUIC's idle timeout only finds peers that are gone: the longest of
+/// the request timeouts, with pings at a third of it so that a request
+/// whose answer takes long is not cut; an idle connection ends at
+/// `server.keep_alive` in `http::h3`, with GOAWAY.
 fn transport(settings: &Settings) -> TransportConfig {
     let mut t = TransportConfig::default();
     t.max_concurrent_bidi_streams(VarInt::from_u32(settings.limits.max_concurrent_streams));
     t.max_concurrent_uni_streams(VarInt::from_u32(8));
-    let idle = settings.server.keep_alive.max(Duration::from_secs(1));
+    // quinn's defaults: an unbounded connection window and 1.25 MB a
+    // stream, 100 MB and more a connection with 100 streams open.
+    t.receive_window(VarInt::from_u32(2 << 20));
+    t.stream_receive_window(VarInt::from_u32(1 << 20));
+    t.send_window(2 << 20);
+    // HTTP/3 datagrams are not served: none is buffered.
+    t.datagram_receive_buffer_size(None);
+    let server = &settings.server;
+    let idle = [
+        server.keep_alive,
+        server.client_header_timeout,
+        server.client_body_timeout,
+        server.send_timeout,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or_default()
+    .max(Duration::from_secs(3));
     t.max_idle_timeout(idle.try_into().ok());
+    t.keep_alive_interval(Some(idle / 3));
     t
 }

@@ -359,6 +359,13 @@ impl Settings {
                 );
             }
         }
+        if t.quic_listen.len() > 1 {
+            return bad(
+                "tls.quic_listen",
+                &t.quic_listen.join(","),
+                "one address: HTTP/3 is served on one UDP socket (0.0.0.0 or [::] for every address)",
+            );
+        }
         if !t.quic_listen.is_empty() && t.files().is_none() {
             return bad(
                 "tls.quic_listen",
@@ -503,6 +510,13 @@ mod tests {
         assert!(e.starts_with("tls.handshake_timeout"), "{e}");
         let e = with(|t| t.max_handshakes = 0).unwrap();
         assert!(e.starts_with("tls.max_handshakes"), "{e}");
+        let e = with(|t| {
+            t.certificate = Some("/c".into());
+            t.key = Some("/k".into());
+            t.quic_listen = vec!["127.0.0.1:8443".into(), "[::1]:8443".into()];
+        })
+        .unwrap();
+        assert!(e.contains("one address"), "{e}");
     }
 
     #[test]

@@ -11,10 +11,13 @@ until STOP_FILE exists and prints one JSON object:
 
   {"ok": n, "slow_ok": n, "failed": n, "errors": [...first 20...], "rejected": n,
    "pids": {"pid": answers}, "connections": n, "goaways": n,
-   "moved_after_goaway": n, "moved_without_goaway": n,
+   "moved_after_goaway": n, "moved_without_goaway": n, "answered_beyond_goaway": n,
    "timeline": [[client, connection, pid, "goaway"|"closed"|null], ...]}
 
-`moved_*` count the new connections a client opened because its last one
+`answered_beyond_goaway` counts requests answered although a GOAWAY of the
+server declared their stream id (or a lower one) not processed: a client
+that believes it would send them again elsewhere (RFC 9114 §5.2), so each is
+one request processed twice. `moved_*` count the new connections a client opened because its last one
 announced a GOAWAY, or ended without one (closed by the server, or lost).
 
 With --slow-uploads every fourth request is a POST /echo of 96 KiB sent in
@@ -38,7 +41,7 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, StreamReset
+from aioquic.quic.events import ConnectionTerminated, StreamDataReceived, StreamReset
 
 H3_REQUEST_REJECTED = 0x10B
 
@@ -64,14 +67,64 @@ class GoawayH3(H3Connection):
             self.goaway = True
 
 
+def varint(data, at):
+    """A QUIC variable-length integer at `at`: (value, next), or None if cut."""
+    if at >= len(data):
+        return None
+    size = 1 << (data[at] >> 6)
+    if at + size > len(data):
+        return None
+    value = data[at] & 0x3F
+    for b in data[at + 1:at + size]:
+        value = (value << 8) | b
+    return value, at + size
+
+
 class Client(QuicConnectionProtocol):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.h3 = GoawayH3(self._quic)
         self.waiting = {}
         self.terminated = None
+        # The server's unidirectional streams as read so far, to find the
+        # ids its GOAWAY frames carry (aioquic reads none of them).
+        self.server_uni = {}
+        self.goaway_ids = []
+        self.answered = []
+
+    def note_goaway_ids(self, stream_id, data):
+        """Reads GOAWAY frames (type 7) on the server's control stream (the
+        uni stream of type 0), keeping each frame's id."""
+        buf = self.server_uni.setdefault(stream_id, bytearray())
+        buf += data
+        kind = varint(buf, 0)
+        if kind is None or kind[0] != 0:
+            return
+        at = kind[1]
+        while True:
+            frame = varint(buf, at)
+            length = frame and varint(buf, frame[1])
+            if not length or length[1] + length[0] > len(buf):
+                break
+            body = length[1]
+            if frame[0] == FrameType.GOAWAY:
+                goaway = varint(buf, body)
+                if goaway:
+                    self.goaway_ids.append(goaway[0])
+            at = body + length[0]
+        del buf[kind[1]:at]
+
+    def answered_beyond_goaway(self):
+        """Requests answered whose stream id a GOAWAY of the server declared
+        not processed (RFC 9114 5.2: that id and every higher one)."""
+        if not self.goaway_ids:
+            return 0
+        last = min(self.goaway_ids)
+        return sum(1 for stream in self.answered if stream >= last)
 
     def quic_event_received(self, event):
+        if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
+            self.note_goaway_ids(event.stream_id, event.data)
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
             for fut in self.waiting.values():
@@ -95,6 +148,7 @@ class Client(QuicConnectionProtocol):
                 state["body"] += h3_event.data
             if getattr(h3_event, "stream_ended", False) and not fut.done():
                 self.waiting.pop(stream)
+                self.answered.append(stream)
                 fut.set_result(state)
 
     async def request(self, method, path, body=b"", chunks=1, pause=0.0):
@@ -198,6 +252,7 @@ async def client(index, host, port, stop_file, cafile, slow, heed_goaway, totals
                             totals["timeline"].append([index, connection, pid, None])
                             pid_seen = pid
                     await asyncio.sleep(rng.uniform(0, 0.3))
+                totals["answered_beyond_goaway"] += conn.answered_beyond_goaway()
                 if totals["timeline"] and why_moved:
                     totals["timeline"].append([index, connection, pid_seen, why_moved])
         except Exception as e:
@@ -213,7 +268,8 @@ async def main():
     slow = "--slow-uploads" in sys.argv[6:]
     heed_goaway = "--ignore-goaway" not in sys.argv[6:]
     totals = {"ok": 0, "slow_ok": 0, "failed": 0, "errors": [], "rejected": 0, "pids": {}, "connections": 0,
-              "goaways": 0, "moved_after_goaway": 0, "moved_without_goaway": 0, "timeline": []}
+              "goaways": 0, "moved_after_goaway": 0, "moved_without_goaway": 0, "timeline": [],
+              "answered_beyond_goaway": 0}
     await asyncio.gather(*(client(i, host, port, stop_file, cafile, slow, heed_goaway, totals) for i in range(clients)))
     json.dump(totals, sys.stdout)
 

@@ -9,16 +9,19 @@
 //! of them, as RFC 9114 §5.2 describes) and answers the requests it took;
 //! the client opens a new connection for anything after, which reaches the
 //! process that serves next. After a reload the old connection stays until
-//! its client closes it or it goes idle (its datagrams still reach this
-//! process); at a stop it ends with H3_NO_ERROR once its answers are out,
-//! since the next process starts only when this one has exited.
+//! its client closes it, or `server.keep_alive` after its last answer (its
+//! datagrams still reach this process); at a stop it ends with H3_NO_ERROR
+//! once its answers are out and acknowledged, since the next process starts
+//! only when this one has exited. A connection with no request open for
+//! `server.keep_alive` ends the same way at any time.
 //!
 //! Each connection's cost is bounded as HTTP/2's: `tls.handshake_timeout`
 //! for the QUIC and TLS handshake, `limits.max_concurrent_streams` requests
 //! at once (the transport's stream limit), heads of `limits.max_head_bytes`
 //! (431 from h3 beyond), `server.client_body_timeout` for a body,
 //! `server.send_timeout` for a client that reads nothing of an answer, and
-//! `server.keep_alive` of idleness (QUIC's idle timeout).
+//! `server.keep_alive` with no request open; flow control windows
+//! (`quic::transport`) bound the request bodies it holds.
 
 use std::cell::Cell;
 use std::future::{Future, poll_fn};
@@ -48,6 +51,9 @@ type SendHalf = RequestStream<h3_quinn::SendStream<Bytes>, Bytes>;
 #[derive(Clone, Copy)]
 pub(crate) struct Limits {
     pub handshake_timeout: Duration,
+    /// With no request open this long, a connection says GOAWAY and ends
+    /// (`server.keep_alive`, as an HTTP/1.1 or HTTP/2 one).
+    pub keep_alive: Duration,
     /// A request's head must come within this of its stream.
     pub head_timeout: Duration,
     pub send_timeout: Duration,
@@ -122,34 +128,66 @@ pub(crate) async fn serve<S, B>(
     // next process waits for this one to exit).
     let mut ending: Option<Pin<Box<dyn Future<Output = ()>>>> = None;
     let mut ended_here = false;
+    // Requests h3 took so far. A client's request streams are numbered 0,
+    // 4, 8, ... and h3 takes them in that order, so the next one's id is
+    // four times this.
+    let mut taken: u64 = 0;
+    // The id from which requests are refused unprocessed: the id the last
+    // GOAWAY named. RFC 9114 §5.2: a GOAWAY's id and every higher one were
+    // not processed, and a client may send those requests again elsewhere;
+    // h3 0.0.8 refuses only the ids above the one it sends, so the one it
+    // names is refused here.
+    let refuse_from = Rc::new(Cell::new(u64::MAX));
+    // No request open for `server.keep_alive`: the connection ends as at a
+    // stop (QUIC's own idle timeout is longer, and kept off by pings while
+    // a request is open; see `quic::transport`).
+    let mut idle = pin!(idle_for(answering.clone(), limits.keep_alive));
+    let mut idled = false;
     loop {
         tokio::select! {
+            () = &mut idle, if narrow_at.is_none() => {
+                idled = true;
+                narrow_at = Some(Box::pin(sleep(Duration::ZERO)));
+            }
             () = &mut drain, if narrow_at.is_none() => {
                 // RFC 9114 §5.2's graceful close, in two steps. First a
                 // GOAWAY naming the largest id: no new request from here
                 // on, yet every request the client sent before it hears
                 // this is still taken (none is rejected for having crossed
-                // it in flight).
-                let _ = h3.shutdown(usize::MAX).await;
+                // it in flight). h3 can name that only once it took a
+                // request (before, it names 0); a connection with none
+                // gets the second GOAWAY alone.
+                if taken > 0 {
+                    let _ = h3.shutdown(usize::MAX).await;
+                }
                 narrow_at = Some(Box::pin(sleep(narrow_delay(&connection))));
             }
             () = async { narrow_at.as_mut().expect("set at the drain").await },
                 if narrow_at.is_some() && !narrowed => {
                 // A round trip later the client has heard it: the GOAWAY
-                // now names the last request taken, and any stream after
-                // it is refused unprocessed (H3_REQUEST_REJECTED, safe to
-                // send again), so a client that ignores GOAWAY cannot keep
-                // giving the old process work.
+                // now names the first request not taken, and it and every
+                // later one are refused unprocessed (H3_REQUEST_REJECTED,
+                // safe to send again), so a client that ignores GOAWAY
+                // cannot keep giving the old process work. (h3 names the
+                // last taken plus one: four times the count.)
                 narrowed = true;
-                let _ = h3.shutdown(0).await;
-                if !to_successor() {
-                    let (answering, linger) =
-                        (answering.clone(), linger_after_answers(&connection));
-                    ending = Some(Box::pin(async move {
-                        answering.none_left().await;
-                        sleep(linger).await;
-                    }));
-                }
+                refuse_from.set(refuse_from.get().min(4 * taken));
+                let _ = h3.shutdown(1).await;
+                // Then the end, once every answer is out: after a reload,
+                // `server.keep_alive` later unless the client closed first
+                // (as browsers do after a GOAWAY); at a stop or when idle,
+                // a few round trips later, for the acknowledgements: the
+                // next process waits for this one to exit.
+                let grace = if to_successor() && !idled {
+                    limits.keep_alive.max(linger_after_answers(&connection))
+                } else {
+                    linger_after_answers(&connection)
+                };
+                let answering = answering.clone();
+                ending = Some(Box::pin(async move {
+                    answering.none_left().await;
+                    sleep(grace).await;
+                }));
             }
             () = async { ending.as_mut().expect("set at a stop").await }, if ending.is_some() => {
                 ended_here = true;
@@ -157,15 +195,22 @@ pub(crate) async fn serve<S, B>(
             }
             accepted = h3.accept() => match accepted {
                 Ok(Some(resolver)) => {
+                    taken += 1;
                     let service = service.clone();
                     let answer_of = answering.begin();
+                    let refuse_from = refuse_from.clone();
                     actix_web::rt::spawn(async move {
                         let _answer_of = answer_of;
-                        let Ok(Ok((request, stream))) =
+                        let Ok(Ok((request, mut stream))) =
                             timeout(limits.head_timeout, resolver.resolve_request()).await
                         else {
                             return;
                         };
+                        if stream.id().into_inner() >= refuse_from.get() {
+                            stream.stop_sending(Code::H3_REQUEST_REJECTED);
+                            stream.stop_stream(Code::H3_REQUEST_REJECTED);
+                            return;
+                        }
                         answer(request, stream, peer, service, limits).await;
                     });
                 }
@@ -177,18 +222,16 @@ pub(crate) async fn serve<S, B>(
             },
         }
     }
-    // After a reload, not closed from here: QUIC has no kernel to deliver
-    // what is left after a close, as TCP has, and quinn's close drops every
-    // byte not yet acknowledged (a GOAWAY, a refusal, the last answers).
-    // The client closes once it has its answers (browsers do, after a
-    // GOAWAY), or the connection goes idle; `server.drain_timeout` bounds
-    // the wait, as it bounds the process. At a stop the next process waits
-    // for this one to exit: once every answer is out and has had time to be
-    // acknowledged, the connection ends with H3_NO_ERROR, and its client
-    // connects again, to the next process.
+    // Never closed before every answer is out and has had time to be
+    // acknowledged: QUIC has no kernel to deliver what is left after a
+    // close, as TCP has, and quinn's close drops every byte not yet
+    // acknowledged (a GOAWAY, a refusal, the last answers). Then
+    // H3_NO_ERROR, and the client connects again, to whichever process
+    // serves.
     if ended_here {
         connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
-    } else if narrow_at.is_some() && !to_successor() {
+    } else if narrow_at.is_some() {
+        // h3 stopped taking requests before the grace ran out.
         answering.none_left().await;
         tokio::select! {
             _ = connection.closed() => {}
@@ -210,6 +253,18 @@ fn narrow_delay(connection: &quinn::Connection) -> Duration {
     (connection.rtt() * 2).max(Duration::from_millis(50))
 }
 
+/// Resolves once no request has been open for `keep_alive`.
+async fn idle_for(answering: Answering, keep_alive: Duration) {
+    loop {
+        answering.none_left().await;
+        let begun = answering.begun();
+        sleep(keep_alive).await;
+        if answering.begun() == begun && answering.open() == 0 {
+            return;
+        }
+    }
+}
+
 /// How long a stopping process leaves a connection whose answers are all
 /// sent, for their acknowledgements and the client's own close: four round
 /// trips, at least 100 ms.
@@ -228,28 +283,45 @@ impl Drop for CloseOnDrop {
 
 /// The requests of one connection still being answered.
 #[derive(Clone, Default)]
-struct Answering(Rc<(Cell<usize>, Notify)>);
+struct Answering(Rc<AnsweringState>);
+
+#[derive(Default)]
+struct AnsweringState {
+    open: Cell<usize>,
+    /// Every answer ever begun on the connection.
+    begun: Cell<u64>,
+    done: Notify,
+}
 
 /// One answer under way; counted until dropped.
-struct AnswerUnderWay(Rc<(Cell<usize>, Notify)>);
+struct AnswerUnderWay(Rc<AnsweringState>);
 
 impl Answering {
     fn begin(&self) -> AnswerUnderWay {
-        self.0.0.set(self.0.0.get() + 1);
+        self.0.open.set(self.0.open.get() + 1);
+        self.0.begun.set(self.0.begun.get() + 1);
         AnswerUnderWay(self.0.clone())
     }
 
+    fn open(&self) -> usize {
+        self.0.open.get()
+    }
+
+    fn begun(&self) -> u64 {
+        self.0.begun.get()
+    }
+
     async fn none_left(&self) {
-        while self.0.0.get() > 0 {
-            self.0.1.notified().await;
+        while self.0.open.get() > 0 {
+            self.0.done.notified().await;
         }
     }
 }
 
 impl Drop for AnswerUnderWay {
     fn drop(&mut self) {
-        self.0.0.set(self.0.0.get() - 1);
-        self.0.1.notify_waiters();
+        self.0.open.set(self.0.open.get() - 1);
+        self.0.done.notify_waiters();
     }
 }
 
