@@ -5,7 +5,7 @@
 #   containers/build.sh --bin NAME [TAG]               another binary of the workspace
 #   containers/build.sh --example NAME [TAG]           an example, e.g. hello
 #   containers/build.sh --binary PATH [--name NAME] [TAG]   a binary built elsewhere
-#   containers/build.sh --https ...                    with NAME-https.socket too (port 8443)
+#   containers/build.sh --https ...                    with NAME-https.socket and NAME-quic.socket (8443, TCP and UDP)
 #
 # TAG defaults to localhost/NAME:latest. The image gets NAME.socket and
 # NAME.service made from containers/units/ (binary, config path, runtime
@@ -65,12 +65,17 @@ for unit in socket service; do
         "$here/units/handoff.$unit" > "$context/units/$name.$unit"
 done
 if ((https)); then
-    # HTTPS: a second socket, and a drop-in that gives the service both,
-    # the certificate's paths and its group.
+    # HTTPS and HTTP/3: a second socket, a third for QUIC (UDP; a socket
+    # unit names all its sockets alike, so not lines of the HTTPS one), and
+    # a drop-in that gives the service all three, the certificate's paths
+    # and its group.
     mkdir "$context/units/$name.service.d"
     rename=(-e "s|/etc/handoff/|/etc/$name/|g" -e "s|handoff\.socket|$name.socket|g"
-        -e "s|handoff-https\.socket|$name-https.socket|g" -e "s|handoff\.service|$name.service|g")
-    sed "${rename[@]}" "$here/units/https/handoff-https.socket" > "$context/units/$name-https.socket"
+        -e "s|handoff-https\.socket|$name-https.socket|g" -e "s|handoff-quic\.socket|$name-quic.socket|g"
+        -e "s|handoff\.service|$name.service|g")
+    for socket in https quic; do
+        sed "${rename[@]}" "$here/units/https/handoff-$socket.socket" > "$context/units/$name-$socket.socket"
+    done
     sed "${rename[@]}" "$here/units/https/https.conf" > "$context/units/$name.service.d/https.conf"
 fi
 cp "$here/handoff.toml" "$context/config.toml"

@@ -42,6 +42,8 @@ let
 
   # The reference service as a NixOS system would have it: evaluating the
   # system's derivation runs every NixOS assertion and the module's own.
+  # HTTPS and HTTP/3 on, so that NixOS's own socket and firewall options
+  # (listenDatagrams, allowedUDPPorts) take what the module gives them.
   system = lib.nixosSystem {
     modules = [
       self.nixosModules.default
@@ -52,6 +54,13 @@ let
         services.handoff = {
           enable = true;
           openFirewall = true;
+          tls = {
+            listen = [ 8443 ];
+            quicListen = [ 8443 ];
+            # Named, never read: nothing runs here.
+            certificate = "/var/lib/certs/fullchain.pem";
+            key = "/var/lib/certs/key.pem";
+          };
         };
       }
     ];
@@ -74,6 +83,8 @@ in
       ${builtins.unsafeDiscardStringContext system.config.system.build.toplevel.drvPath}
       ${system.config.systemd.units."handoff.socket".text}
       ${system.config.systemd.units."handoff.service".text}
+      ${system.config.systemd.units."handoff-https.socket".text}
+      ${system.config.systemd.units."handoff-quic.socket".text}
     '';
   };
 

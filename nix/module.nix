@@ -55,8 +55,12 @@ let
       }
     else
       { path = s; };
-  tcpPortsOf =
-    app: map (b: b.port) (lib.filter (b: b ? port) (map bindOf (app.listen ++ app.tls.listen)));
+  portsOf = entries: map (b: b.port) (lib.filter (b: b ? port) (map bindOf entries));
+  # Entries that bind no port: unix socket paths.
+  pathsIn = lib.filter (entry: !(bindOf entry ? port));
+  tcpPortsOf = app: portsOf (app.listen ++ app.tls.listen);
+  # HTTP/3's: QUIC runs over UDP.
+  udpPortsOf = app: portsOf app.tls.quicListen;
 
   # Where an app's certificate and key are, and the group that reads them.
   tlsOf =
@@ -70,7 +74,10 @@ let
     else
       { inherit (app.tls) certificate key group; };
   httpsOf = app: app.tls.listen != [ ];
-  acmeOf = app: if httpsOf app then app.tls.acmeHost else null;
+  quicOf = app: app.tls.quicListen != [ ];
+  # HTTPS or HTTP/3 (or both): either needs the certificate.
+  tlsServedOf = app: httpsOf app || quicOf app;
+  acmeOf = app: if tlsServedOf app then app.tls.acmeHost else null;
   acmeHosts = lib.unique (lib.filter (h: h != null) (map acmeOf (lib.attrValues cfg.apps)));
 
   # Whether a configuration other than this module declares
@@ -82,13 +89,15 @@ let
     lib.any (def: def.file != toString ./module.nix && def.value ? ${host}) options.security.acme.certs.definitionsWithLocations;
 
   # Whether two listen entries cannot both bind: the same path, or the same
-  # port on addresses that overlap (a wildcard covers the specific ones).
+  # port of the same protocol (TCP or UDP, which do not share ports) on
+  # addresses that overlap (a wildcard covers the specific ones).
   clash =
     a: b:
     if a ? path || b ? path then
       a ? path && b ? path && a.path == b.path
     else
-      a.port == b.port
+      a.udp == b.udp
+      && a.port == b.port
       && (
         a.addr == b.addr
         || a.addr == "*"
@@ -184,6 +193,27 @@ let
           `tls.key`.
         '';
       };
+      quicListen = lib.mkOption {
+        type = lib.types.listOf (lib.types.either lib.types.str lib.types.port);
+        default = [ ];
+        example = [ 443 ];
+        description = ''
+          `ListenDatagram=` values of the service's HTTP/3 (QUIC, over UDP)
+          socket, `NAME-quic.socket` (`FileDescriptorName=quic`): a port or
+          an `address:port`, written as `listen`'s; no unix socket path.
+          Usually the ports of `tls.listen`: a UDP port does not clash with
+          the TCP port of the same number, and HTTPS answers name it in
+          `Alt-Svc`, which is how clients find HTTP/3. Empty (the default):
+          no HTTP/3. Needs `tls.acmeHost`, or `tls.certificate` and
+          `tls.key`.
+
+          A socket unit's `FileDescriptorName=` names all its sockets, so
+          these are a unit of their own rather than lines of
+          `NAME-https.socket`. switch-to-configuration does not restart
+          changed socket units: after changing this, run
+          `systemctl restart NAME-quic.socket NAME.service`.
+        '';
+      };
       acmeHost = lib.mkOption {
         type = lib.types.nullOr lib.types.str;
         default = null;
@@ -230,7 +260,7 @@ let
     openFirewall = lib.mkOption {
       type = lib.types.bool;
       default = false;
-      description = "Open the TCP ports of `listen` and `tls.listen` in the firewall.";
+      description = "Open the TCP ports of `listen` and `tls.listen`, and the UDP ports of `tls.quicListen`, in the firewall.";
     };
 
     environmentFile = lib.mkOption {
@@ -267,7 +297,7 @@ let
       };
       # The files are named in the configuration, read by the service at
       # each start and reload, never copied into the store.
-      config.settings.tls = lib.mkIf (httpsOf config) (
+      config.settings.tls = lib.mkIf (tlsServedOf config) (
         lib.filterAttrs (_: v: v != null) { inherit (tlsOf config) certificate key; }
       );
     };
@@ -278,9 +308,14 @@ let
     let
       tls = tlsOf app;
       https = httpsOf app;
+      quic = quicOf app;
       configFile = settingsFormat.generate "${name}.toml" app.settings;
       command = "${app.executable} --config ${configFile}";
-      sockets = [ "${name}.socket" ] ++ lib.optional https "${name}-https.socket";
+      sockets = [
+        "${name}.socket"
+      ]
+      ++ lib.optional https "${name}-https.socket"
+      ++ lib.optional quic "${name}-quic.socket";
     in
     {
       sockets."${name}-https" = lib.mkIf https {
@@ -295,6 +330,23 @@ let
           Service = "${name}.service";
           Backlog = 4096;
           NoDelay = true;
+        };
+      };
+
+      # Not lines of NAME-https.socket: a socket unit's FileDescriptorName=
+      # names every socket of the unit.
+      sockets."${name}-quic" = lib.mkIf quic {
+        description = "${app.description}: HTTP/3 socket";
+        documentation = [ "https://github.com/handoff-rs/handoff#http3" ];
+        wantedBy = [ "sockets.target" ];
+        listenDatagrams = map toString app.tls.quicListen;
+        # No Backlog= or NoDelay=: a datagram socket has no accept queue,
+        # and no Nagle.
+        socketConfig = {
+          # handoff serves HTTP/3 on a UDP socket named "quic".
+          FileDescriptorName = "quic";
+          # A datagram here starts the one service of every socket.
+          Service = "${name}.service";
         };
       };
 
@@ -335,10 +387,10 @@ let
 
         serviceConfig = {
           Type = "notify";
-          # Both sockets' fds, named http and https.
-          Sockets = lib.mkIf https sockets;
+          # Every socket's fds, named http, https and quic.
+          Sockets = lib.mkIf (https || quic) sockets;
           # The certificate's group, so that the dynamic user reads its files.
-          Group = lib.mkIf (https && tls.group != null) tls.group;
+          Group = lib.mkIf ((https || quic) && tls.group != null) tls.group;
           # The old main process names its successor with MAINPID= itself.
           NotifyAccess = "main";
           ExecStart = command;
@@ -420,8 +472,8 @@ let
       message = "${optionOf name}.listen must name at least one socket (a port, address:port, or unix socket path).";
     }
     {
-      assertion = app.openFirewall -> tcpPortsOf app != [ ];
-      message = "${optionOf name}.openFirewall is set, but its listen has no TCP port to open (only unix sockets).";
+      assertion = app.openFirewall -> tcpPortsOf app ++ udpPortsOf app != [ ];
+      message = "${optionOf name}.openFirewall is set, but its listen has no TCP port to open (only unix sockets), and tls.quicListen no UDP port.";
     }
     {
       assertion = !(app.settings.server ? listen);
@@ -430,6 +482,16 @@ let
     {
       assertion = httpsOf app -> (app.tls.acmeHost != null || (app.tls.certificate != null && app.tls.key != null));
       message = "${optionOf name}.tls.listen is set: HTTPS needs tls.acmeHost, or tls.certificate and tls.key.";
+    }
+    {
+      assertion = quicOf app -> (app.tls.acmeHost != null || (app.tls.certificate != null && app.tls.key != null));
+      message = "${optionOf name}.tls.quicListen is set: HTTP/3 needs tls.acmeHost, or tls.certificate and tls.key.";
+    }
+    {
+      # QUIC is UDP: a unix socket path would be a datagram socket that
+      # handoff refuses at startup.
+      assertion = pathsIn app.tls.quicListen == [ ];
+      message = "${optionOf name}.tls.quicListen: ${lib.concatMapStringsSep ", " (l: builtins.toJSON (toString l)) (pathsIn app.tls.quicListen)} is not a port or address:port (HTTP/3 runs over UDP).";
     }
     {
       assertion = !(app.tls.acmeHost != null && (app.tls.certificate != null || app.tls.key != null));
@@ -450,17 +512,23 @@ let
   ];
 
   # Two listen entries, of one app or of two, that would fight over one
-  # socket at boot, however each is spelled.
+  # socket, however each is spelled: over TCP (or a path) one fails at
+  # boot; over UDP both bind (systemd sets SO_REUSEADDR) and the last one
+  # takes every datagram.
   clashes =
     let
+      entriesOf =
+        name: udp: suffix:
+        map (l: {
+          inherit name;
+          text = "${toString l}${suffix}";
+          binds = bindOf l // { inherit udp; };
+        });
       entries = lib.concatLists (
         lib.mapAttrsToList (
           name: app:
-          map (l: {
-            inherit name;
-            text = toString l;
-            binds = bindOf l;
-          }) (app.listen ++ app.tls.listen)
+          entriesOf name false "" (app.listen ++ app.tls.listen)
+          ++ entriesOf name true "/udp" app.tls.quicListen
         ) cfg.apps
       );
       n = lib.length entries;
@@ -531,7 +599,7 @@ in
         ++ [
           {
             assertion = clashes == [ ];
-            message = "services.handoff.apps: these listen entries bind the same socket, and one would fail at boot: ${lib.concatStringsSep "; " clashes}";
+            message = "services.handoff.apps: these listen entries bind the same socket, and one would fail at boot (over UDP, take the other's datagrams): ${lib.concatStringsSep "; " clashes}";
           }
         ];
 
@@ -549,6 +617,9 @@ in
 
       networking.firewall.allowedTCPPorts = lib.concatLists (
         lib.mapAttrsToList (_: app: lib.optionals app.openFirewall (tcpPortsOf app)) cfg.apps
+      );
+      networking.firewall.allowedUDPPorts = lib.concatLists (
+        lib.mapAttrsToList (_: app: lib.optionals app.openFirewall (udpPortsOf app)) cfg.apps
       );
 
       # Units only for names that can name one: the assertion says what is

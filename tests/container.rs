@@ -463,6 +463,7 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     let c = Container::start_https(port, https_port, tls.path());
     answering_pid(&c.addr(), Duration::from_secs(30));
     assert_eq!(c.is_active("handoff-https.socket"), "active");
+    assert_eq!(c.is_active("handoff-quic.socket"), "active");
     // The hardened unit keeps its score with the HTTPS socket and the
     // certificate's group.
     let security = c.sh("systemd-analyze security --no-pager handoff.service | tail -n 1");

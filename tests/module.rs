@@ -251,6 +251,18 @@ fn every_assertion_names_the_app_and_the_option() {
             r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; listen = [ "443" ]; tls = { listen = [ "0.0.0.0:443" ]; acmeHost = "a.org"; }; }; security.acme.certs."a.org".webroot = "/w"; }"#,
             "443 (a) and 0.0.0.0:443 (a)",
         ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls.quicListen = [ 443 ]; }; }"#,
+            "services.handoff.apps.a.tls.quicListen is set: HTTP/3 needs tls.acmeHost, or tls.certificate and tls.key",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls = { quicListen = [ "/run/a/quic.sock" ]; certificate = "/c.pem"; key = "/k.pem"; }; }; }"#,
+            "services.handoff.apps.a.tls.quicListen: \"/run/a/quic.sock\" is not a port or address:port",
+        ),
+        (
+            r#"{ pkgs, ... }: { services.handoff.apps.a = { package = pkgs.hello; tls = { quicListen = [ 443 "0.0.0.0:443" ]; certificate = "/c.pem"; key = "/k.pem"; }; }; }"#,
+            "443/udp (a) and 0.0.0.0:443/udp (a)",
+        ),
     ];
     for (configuration, message) in cases {
         let v = eval_ok(nixpkgs, configuration);
@@ -300,6 +312,66 @@ fn listen_entries_that_bind_the_same_port_are_refused_whatever_their_spelling() 
     ] {
         let v = eval_ok(nixpkgs, &two(a, b));
         assert_eq!(failed(&v), Vec::<String>::new(), "{a} and {b}");
+    }
+}
+
+/// TCP and UDP ports are apart: HTTPS and HTTP/3 on one port is the usual
+/// setup, and a plain TCP port beside a UDP one of the same number binds
+/// both. Two UDP entries on one port do clash, whatever their spelling:
+/// both would bind (systemd sets SO_REUSEADDR) and one would take the
+/// other's datagrams.
+#[test]
+fn tcp_and_udp_on_one_port_are_two_sockets_and_two_udp_entries_clash() {
+    let name = "tcp_and_udp_on_one_port_are_two_sockets_and_two_udp_entries_clash";
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let app = |name: &str, listen: &str, tls: &str, quic: &str| {
+        format!(
+            r#"{name} = {{ package = pkgs.hello; listen = [ {listen} ]; tls = {{ listen = [ {tls} ]; quicListen = [ {quic} ]; certificate = "/c.pem"; key = "/k.pem"; }}; }};"#
+        )
+    };
+    let two = |a: String, b: String| {
+        format!("{{ pkgs, ... }}: {{ services.handoff.apps = {{ {a} {b} }}; }}")
+    };
+    for (a, b) in [
+        // HTTPS and HTTP/3 on one port, spelled alike or not.
+        (app("a", r#""8080""#, "443", "443"), String::new()),
+        (
+            app("a", r#""8080""#, "443", r#""0.0.0.0:443""#),
+            String::new(),
+        ),
+        // A plain TCP port of one app, the same UDP port of another.
+        (app("a", "443", "", ""), app("b", "8081", "", "443")),
+        // Two UDP addresses that do not overlap.
+        (
+            app("a", "8080", "", r#""127.0.0.1:443""#),
+            app("b", "8081", "", r#""127.0.0.2:443""#),
+        ),
+    ] {
+        let v = eval_ok(nixpkgs, &two(a.clone(), b.clone()));
+        assert_eq!(failed(&v), Vec::<String>::new(), "{a} {b}");
+    }
+    for (a, b, message) in [
+        (
+            app("a", "8080", "", "443"),
+            app("b", "8081", "", r#""0.0.0.0:443""#),
+            "443/udp (a) and 0.0.0.0:443/udp (b)",
+        ),
+        (
+            app("a", "8080", "", r#""[::]:443""#),
+            app("b", "8081", "", r#""10.0.0.1:443""#),
+            "[::]:443/udp (a) and 10.0.0.1:443/udp (b)",
+        ),
+    ] {
+        let v = eval_ok(nixpkgs, &two(a.clone(), b.clone()));
+        let failed = failed(&v);
+        assert!(
+            failed.len() == 1
+                && failed[0].contains("bind the same socket")
+                && failed[0].contains(message),
+            "{a} {b}: expected {message:?}, got {failed:#?}"
+        );
     }
 }
 
@@ -464,6 +536,139 @@ fn https_gets_a_socket_named_https_the_files_in_the_settings_and_a_reload_at_ren
         "{plain:?}"
     );
     assert!(v["settings"]["plain"].get("tls").is_none());
+}
+
+/// HTTP/3: a third socket, `NAME-quic.socket`, of `ListenDatagram=` lines
+/// named `quic` (a socket unit names all its sockets alike, so it cannot be
+/// the HTTPS one), that starts the same service and is among its
+/// `Sockets=`; `openFirewall` opens its UDP ports. HTTP/3 alone (no
+/// `tls.listen`) still gets the certificate in its settings and the
+/// certificate's group.
+#[test]
+fn http3_gets_a_socket_of_its_own_named_quic_and_its_udp_ports_opened() {
+    let name = "http3_gets_a_socket_of_its_own_named_quic_and_its_udp_ports_opened";
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ pkgs, ... }: {
+          services.handoff.enable = true;
+          services.handoff.openFirewall = true;
+          services.handoff.tls = { listen = [ 443 ]; quicListen = [ 443 ]; acmeHost = "example.org"; };
+          security.acme.certs."example.org" = { group = "handoff-cert"; webroot = "/var/lib/acme/acme-challenge"; };
+          services.handoff.apps.b = {
+            package = pkgs.hello;
+            listen = [ "/run/b/http.sock" ];
+            openFirewall = true;
+            tls = { quicListen = [ "0.0.0.0:8443" "[::1]:8444" ]; certificate = "/srv/tls/b.pem"; key = "/srv/tls/b.key"; group = "certs"; };
+          };
+          services.handoff.apps.plain = { package = pkgs.hello; listen = [ "8082" ]; openFirewall = true; };
+        }"#,
+    );
+    assert_eq!(failed(&v), Vec::<String>::new());
+    let quic = unit(&v, "handoff-quic.socket");
+    let socket = section(quic, "Socket");
+    assert_eq!(socket["ListenDatagram"], ["443"]);
+    assert_eq!(socket["FileDescriptorName"], ["quic"]);
+    assert_eq!(socket["Service"], ["handoff.service"]);
+    assert!(!socket.contains_key("ListenStream"), "{socket:?}");
+    assert_eq!(section(quic, "Install")["WantedBy"], ["sockets.target"]);
+    assert_eq!(
+        section(quic, "Unit")["Documentation"],
+        ["https://github.com/handoff-rs/handoff#http3"]
+    );
+    // The HTTPS socket stays a stream socket named https.
+    let https = section(unit(&v, "handoff-https.socket"), "Socket");
+    assert_eq!(https["FileDescriptorName"], ["https"]);
+    assert!(!https.contains_key("ListenDatagram"), "{https:?}");
+    // The service takes the three, and needs each.
+    let service = section(unit(&v, "handoff.service"), "Service");
+    assert_eq!(
+        service["Sockets"],
+        [
+            "handoff.socket",
+            "handoff-https.socket",
+            "handoff-quic.socket"
+        ]
+    );
+    assert_eq!(service["Group"], ["handoff-cert"]);
+    let unit_section = section(unit(&v, "handoff.service"), "Unit");
+    assert_eq!(
+        unit_section["Requires"],
+        ["handoff.socket handoff-https.socket handoff-quic.socket"]
+    );
+    assert!(
+        unit_section["After"][0].contains("handoff-quic.socket"),
+        "{unit_section:?}"
+    );
+    assert_eq!(v["firewall"], serde_json::json!([8080, 443, 8082]));
+    // By app name here; NixOS sorts the ports itself.
+    assert_eq!(v["firewallUdp"], serde_json::json!([8443, 8444, 443]));
+
+    // HTTP/3 alone: its socket, the certificate and its group, no HTTPS
+    // socket; a unix-only listen with UDP ports is something to open.
+    let b = section(unit(&v, "b-quic.socket"), "Socket");
+    assert_eq!(b["ListenDatagram"], ["0.0.0.0:8443", "[::1]:8444"]);
+    assert!(v["units"].get("b-https.socket").is_none());
+    let service = section(unit(&v, "b.service"), "Service");
+    assert_eq!(service["Sockets"], ["b.socket", "b-quic.socket"]);
+    assert_eq!(service["Group"], ["certs"]);
+    assert_eq!(
+        v["settings"]["b"]["tls"],
+        serde_json::json!({"certificate": "/srv/tls/b.pem", "key": "/srv/tls/b.key"})
+    );
+
+    // Without tls.quicListen: no socket.
+    assert!(v["units"].get("plain-quic.socket").is_none());
+}
+
+/// What `containers/build.sh --https` adds to the image
+/// (containers/units/https/) is what the module renders for the reference
+/// service with HTTPS and HTTP/3 on 8443: the two sockets, and the
+/// drop-in's `Sockets=`.
+#[test]
+fn the_https_and_quic_sockets_render_the_units_of_containers_units_https() {
+    let name = "the_https_and_quic_sockets_render_the_units_of_containers_units_https";
+    let Some(nixpkgs) = nixpkgs(name) else {
+        return;
+    };
+    let v = eval_ok(
+        nixpkgs,
+        r#"{ services.handoff.enable = true;
+             services.handoff.tls = { listen = [ 8443 ]; quicListen = [ 8443 ]; certificate = "/c.pem"; key = "/k.pem"; }; }"#,
+    );
+    assert_eq!(failed(&v), Vec::<String>::new());
+    let ours = |file: &str| {
+        std::fs::read_to_string(root().join("containers/units/https").join(file))
+            .unwrap_or_else(|e| panic!("containers/units/https/{file}: {e}"))
+    };
+    for socket in ["handoff-https.socket", "handoff-quic.socket"] {
+        for name in ["Socket", "Install"] {
+            let mut rendered = section(unit(&v, socket), name);
+            for values in rendered.values_mut() {
+                *values = values.iter().map(|v| normal(v)).collect();
+            }
+            let mut expected = section(&ours(socket), name);
+            for values in expected.values_mut() {
+                *values = values.iter().map(|v| normal(v)).collect();
+            }
+            assert_eq!(rendered, expected, "{socket} [{name}]");
+        }
+        assert_eq!(
+            section(unit(&v, socket), "Unit")["Documentation"],
+            section(&ours(socket), "Unit")["Documentation"],
+            "{socket}"
+        );
+    }
+    let sockets: Vec<String> = section(&ours("https.conf"), "Service")["Sockets"]
+        .iter()
+        .flat_map(|l| l.split_whitespace().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        section(unit(&v, "handoff.service"), "Service")["Sockets"],
+        sockets
+    );
 }
 
 /// An ACME certificate is there before the service: nixpkgs' consumers of a

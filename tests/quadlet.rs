@@ -60,7 +60,13 @@ const SYSTEMD_KEYS: &[(&str, &[&str])] = &[
     ("Install", &["WantedBy"]),
     (
         "Socket",
-        &["ListenStream", "FileDescriptorName", "Backlog", "Service"],
+        &[
+            "ListenStream",
+            "ListenDatagram",
+            "FileDescriptorName",
+            "Backlog",
+            "Service",
+        ],
     ),
 ];
 
@@ -113,7 +119,7 @@ fn files() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_key_of_every_quadlet_file_is_known() {
     let files = files();
-    assert_eq!(files.len(), 4, "{files:?}");
+    assert_eq!(files.len(), 5, "{files:?}");
     for path in files {
         let unit = parse(&path);
         for (section, keys) in &unit {
@@ -206,4 +212,44 @@ fn the_direct_modes_https_socket_pairs_with_its_container() {
     }
     // Uncommented, each is a key quadlet and systemd know.
     assert!(CONTAINER_KEYS.contains(&"Volume") && CONTAINER_KEYS.contains(&"Environment"));
+}
+
+/// HTTP/3 in both modes, on the HTTPS port over UDP. The direct mode's QUIC
+/// socket is a unit of its own (a socket unit's `FileDescriptorName=` names
+/// all its sockets), named `quic`, a datagram socket that starts the same
+/// service, and the line that adds it to the service's `Sockets=` is in
+/// handoff-sa.container, to uncomment. Systemd inside: the UDP port to
+/// publish, beside the TCP one.
+#[test]
+fn http3_gets_the_host_udp_socket_in_both_modes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("containers/quadlet");
+    let quic = parse(&dir.join("handoff-sa-quic.socket"));
+    let https = parse(&dir.join("handoff-sa-https.socket"));
+    assert_eq!(value(&quic, "Socket", "FileDescriptorName"), "quic");
+    assert_eq!(value(&quic, "Socket", "Service"), "handoff-sa.service");
+    assert_eq!(
+        value(&quic, "Socket", "ListenDatagram"),
+        value(&https, "Socket", "ListenStream")
+    );
+    assert!(
+        !quic["Socket"].iter().any(|(k, _)| k == "ListenStream"),
+        "{quic:?}"
+    );
+    assert_eq!(value(&quic, "Install", "WantedBy"), "sockets.target");
+    let sa = std::fs::read_to_string(dir.join("handoff-sa.container")).unwrap();
+    // Sockets= extends the list: HTTPS first, then HTTP/3.
+    for line in [
+        "#Sockets=handoff-sa.socket handoff-sa-https.socket",
+        "#Sockets=handoff-sa-quic.socket",
+    ] {
+        assert!(sa.lines().any(|l| l == line), "no {line:?}");
+    }
+    let inside = std::fs::read_to_string(dir.join("handoff.container")).unwrap();
+    for line in [
+        "#PublishPort=127.0.0.1:8443:8443",
+        "#PublishPort=127.0.0.1:8443:8443/udp",
+    ] {
+        assert!(inside.lines().any(|l| l == line), "no {line:?}");
+    }
+    assert!(CONTAINER_KEYS.contains(&"PublishPort"));
 }

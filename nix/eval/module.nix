@@ -14,8 +14,8 @@
 #
 # The result: the unit files as NixOS would write them (`units`, by file
 # name), the messages of the assertions that fail (`failed`), the
-# firewall's TCP ports, the rendered settings of each app, and what it asks
-# of security.acme.
+# firewall's TCP ports (`firewall`) and UDP ports (`firewallUdp`), the
+# rendered settings of each app, and what it asks of security.acme.
 { nixpkgs, configuration }:
 let
   nixos = import ./nixos.nix { inherit nixpkgs; };
@@ -29,6 +29,7 @@ in
 {
   inherit (evaluated) units failed;
   firewall = config.networking.firewall.allowedTCPPorts;
+  firewallUdp = config.networking.firewall.allowedUDPPorts;
   settings = lib.mapAttrs (_: app: app.settings) config.services.handoff.apps;
   listen = lib.mapAttrs (_: app: app.listen) config.services.handoff.apps;
   acme = config.security.acme.certs;

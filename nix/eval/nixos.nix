@@ -113,6 +113,10 @@ let
             type = lib.types.listOf lib.types.port;
             default = [ ];
           };
+          firewall.allowedUDPPorts = lib.mkOption {
+            type = lib.types.listOf lib.types.port;
+            default = [ ];
+          };
           # What nixos/lib/testing/network.nix sets in each VM test node's
           # own system (nix/eval/vm-test.nix): its name, its address, the
           # other nodes' addresses in /etc/hosts.

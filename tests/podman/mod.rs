@@ -239,15 +239,21 @@ pub struct Container {
     /// The service's name: its units are `NAME.socket` and `NAME.service`.
     pub service: String,
     _dropin: tempfile::NamedTempFile,
-    _https_dropin: Option<tempfile::NamedTempFile>,
+    _https_dropins: Vec<tempfile::NamedTempFile>,
 }
 
 /// A socket drop-in that moves the socket to `port`.
 fn dropin(port: u16) -> tempfile::NamedTempFile {
+    listen_dropin("ListenStream", port)
+}
+
+/// A drop-in that moves the socket's `key` (`ListenStream`,
+/// `ListenDatagram`) to `port`.
+fn listen_dropin(key: &str, port: u16) -> tempfile::NamedTempFile {
     let mut dropin = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(
         &mut dropin,
-        format!("[Socket]\nListenStream=\nListenStream={port}\n").as_bytes(),
+        format!("[Socket]\n{key}=\n{key}={port}\n").as_bytes(),
     )
     .unwrap();
     dropin
@@ -267,19 +273,25 @@ impl Container {
     }
 
     /// Starts the `--https` image with its HTTPS socket moved to
-    /// `https_port` and `tls_dir` (fullchain.pem, key.pem) as its
-    /// certificate's volume.
+    /// `https_port`, its HTTP/3 socket to the same port over UDP (on the
+    /// host's network, never the image's 8443), and `tls_dir`
+    /// (fullchain.pem, key.pem) as its certificate's volume.
     pub fn start_https(port: u16, https_port: u16, tls_dir: &std::path::Path) -> Self {
         let https_dropin = dropin(https_port);
+        let quic_dropin = listen_dropin("ListenDatagram", https_port);
         let mounts = [
             format!(
                 "{}:/etc/systemd/system/handoff-https.socket.d/10-test-port.conf:ro,Z",
                 https_dropin.path().display()
             ),
+            format!(
+                "{}:/etc/systemd/system/handoff-quic.socket.d/10-test-port.conf:ro,Z",
+                quic_dropin.path().display()
+            ),
             format!("{}:/etc/handoff/tls:ro,Z", tls_dir.display()),
         ];
         let mut c = Self::start_with(https_image(), "handoff", port, &mounts);
-        c._https_dropin = Some(https_dropin);
+        c._https_dropins = vec![https_dropin, quic_dropin];
         c
     }
 
@@ -311,7 +323,7 @@ impl Container {
             port,
             service: service.to_owned(),
             _dropin: dropin,
-            _https_dropin: None,
+            _https_dropins: Vec::new(),
         };
         c.wait_for_socket();
         c
