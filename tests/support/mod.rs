@@ -394,11 +394,26 @@ pub fn port_of(addr: &str) -> &str {
 
 /// A port that was free a moment ago (the test binds it right after).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Never the same port twice in one test binary: the kernel may give a
+    // port it gave a moment ago, once its first holder closed it, and two
+    // tests running side by side would then start their servers on one
+    // port; the second fails to bind, and its test, waiting for an answer
+    // there, talks to the first test's server. (The likely cause of one run
+    // in which two tests/hostile.rs tests saw their connections reset at
+    // once, in the sandbox twin.)
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// True while `pid` runs (a zombie has exited; only its parent has not
