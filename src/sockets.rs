@@ -604,8 +604,11 @@ pub fn bind_udp_all(addrs: &[String]) -> Result<Vec<Taken>, ListenError> {
             for sa in resolved {
                 let attempt = (|| -> io::Result<UdpSocket> {
                     let sock = Socket::new(Domain::for_address(sa), Type::DGRAM, None)?;
+                    // One UDP socket serves HTTP/3, so `[::]` takes IPv4
+                    // too (as systemd's ListenDatagram=443 does); a
+                    // specific IPv6 address stays IPv6 alone.
                     if sa.is_ipv6() {
-                        sock.set_only_v6(true)?;
+                        sock.set_only_v6(!sa.ip().is_unspecified())?;
                     }
                     sock.bind(&sa.into())?;
                     Ok(sock.into())

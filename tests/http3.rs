@@ -154,8 +154,8 @@ impl Outcome {
 }
 
 /// Runs `clients` aioquic clients (h3_clients.py with `flags`) against
-/// `service` and reloads it `reloads` times, 1.1 s apart, 2 s into the
-/// load; returns the clients' outcome and the pids that served, oldest
+/// `service` and reloads it `reloads` times, 1.1 s apart, from 1 s after
+/// they all connected; returns the clients' outcome and the pids that served, oldest
 /// first.
 fn reloads_under_h3_load(
     python: &str,
@@ -178,7 +178,17 @@ fn reloads_under_h3_load(
         .stderr(Stdio::piped())
         .spawn()
         .expect("the HTTP/3 clients start");
-    std::thread::sleep(Duration::from_secs(2));
+    // Every client connected, and some requests answered, before the first
+    // reload (Python and the handshakes take a while on a busy machine).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while metric(&service.metrics(), "handoff_quic_connections") < clients as f64 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HTTP/3 clients did not all connect"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let mut pids = vec![service.serving()];
     for _ in 0..reloads {
         let old = *pids.last().unwrap();
@@ -310,9 +320,13 @@ fn a_client_that_ignores_goaway_is_refused_not_cut_off() {
         "{}",
         outcome.summary()
     );
-    let mut expected = pids;
-    expected.sort_unstable();
-    assert_eq!(outcome.pids(), expected, "{}", outcome.summary());
+    // They stayed with the old process until refused (a second after its
+    // GOAWAY), then reached the newest; a generation that served only
+    // between two reloads 1.1 s apart may have had none of them.
+    let served = outcome.pids();
+    for pid in [pids[0], *pids.last().unwrap()] {
+        assert!(served.contains(&pid), "{pid}: {}", outcome.summary());
+    }
     drop(service.proc);
 }
 

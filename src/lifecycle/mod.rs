@@ -430,7 +430,7 @@ fn start_quic(
         [socket] => socket,
         _ => {
             return Err(Failed::Quic(format!(
-                "{} UDP sockets were passed or bound; HTTP/3 is served on one                  (one ListenDatagram=, on 0.0.0.0 or [::] for every address)",
+                "{} UDP sockets were passed or bound; HTTP/3 is served on one (one ListenDatagram=; [::] takes IPv4 too)",
                 udp.len()
             )));
         }

@@ -257,9 +257,13 @@ impl Quic {
 
     /// The successor serves, and no pair could be made for it: this
     /// process stops reading the socket and its connections hear nothing
-    /// more (they end at their idle timeout).
+    /// more.
     pub fn handed_over_without_pair(&self) {
         self.router.forwarded_nowhere();
+        // No datagram reaches them any more: ended now, with H3_NO_ERROR,
+        // their clients connect again, to the successor, rather than wait
+        // for their idle timeout.
+        self.endpoint.close(VarInt::from_u32(0x100), b"");
     }
 
     /// The successor died: this process reads the socket again.
@@ -305,7 +309,10 @@ fn transport(settings: &Settings) -> TransportConfig {
     t.max_concurrent_uni_streams(VarInt::from_u32(8));
     // quinn's defaults: an unbounded connection window and 1.25 MB a
     // stream, 100 MB and more a connection with 100 streams open.
-    t.receive_window(VarInt::from_u32(2 << 20));
+    // The connection's window several streams wide: in QUIC request heads
+    // count against it too, and two uploads a handler has not read yet
+    // must not hold back every other request's head.
+    t.receive_window(VarInt::from_u32(4 << 20));
     t.stream_receive_window(VarInt::from_u32(1 << 20));
     t.send_window(2 << 20);
     // HTTP/3 datagrams are not served: none is buffered.
@@ -322,6 +329,8 @@ fn transport(settings: &Settings) -> TransportConfig {
     .unwrap_or_default()
     .max(Duration::from_secs(3));
     t.max_idle_timeout(idle.try_into().ok());
-    t.keep_alive_interval(Some(idle / 3));
+    // Below the client's idle timeout too (the smaller of the two rules;
+    // 30 s is common), whatever the settings make ours.
+    t.keep_alive_interval(Some((idle / 3).min(Duration::from_secs(10))));
     t
 }

@@ -363,7 +363,7 @@ impl Settings {
             return bad(
                 "tls.quic_listen",
                 &t.quic_listen.join(","),
-                "one address: HTTP/3 is served on one UDP socket (0.0.0.0 or [::] for every address)",
+                "one address: HTTP/3 is served on one UDP socket ([::] takes IPv4 too)",
             );
         }
         if !t.quic_listen.is_empty() && t.files().is_none() {

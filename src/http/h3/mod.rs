@@ -141,11 +141,15 @@ pub(crate) async fn serve<S, B>(
     // No request open for `server.keep_alive`: the connection ends as at a
     // stop (QUIC's own idle timeout is longer, and kept off by pings while
     // a request is open; see `quic::transport`).
+    // `server.keep_alive = 0` turns keep-alive off for HTTP/1.1; here, as
+    // for HTTP/2, it turns the idle close off (ending a connection before
+    // its first request would refuse every request).
     let mut idle = pin!(idle_for(answering.clone(), limits.keep_alive));
+    let idle_closes = !limits.keep_alive.is_zero();
     let mut idled = false;
     loop {
         tokio::select! {
-            () = &mut idle, if narrow_at.is_none() => {
+            () = &mut idle, if narrow_at.is_none() && idle_closes => {
                 idled = true;
                 narrow_at = Some(Box::pin(sleep(Duration::ZERO)));
             }
@@ -160,7 +164,7 @@ pub(crate) async fn serve<S, B>(
                 if taken > 0 {
                     let _ = h3.shutdown(usize::MAX).await;
                 }
-                narrow_at = Some(Box::pin(sleep(narrow_delay(&connection))));
+                narrow_at = Some(Box::pin(sleep(narrow_delay(&connection, to_successor()))));
             }
             () = async { narrow_at.as_mut().expect("set at the drain").await },
                 if narrow_at.is_some() && !narrowed => {
@@ -240,17 +244,32 @@ pub(crate) async fn serve<S, B>(
             }
         }
     } else {
-        let _ = connection.closed().await;
+        // The client ended it, or said GOAWAY itself and has nothing open:
+        // its close is due; pings would keep a silent one for ever.
+        answering.none_left().await;
+        tokio::select! {
+            _ = connection.closed() => {}
+            () = sleep(limits.keep_alive.max(linger_after_answers(&connection))) => {
+                connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+            }
+        }
     }
     drop(h3);
     metrics.quic_connections.dec();
 }
 
-/// How long after the first GOAWAY the second follows: two round trips
-/// (quinn's estimate; before any sample, its initial 333 ms), at least
-/// 50 ms.
-fn narrow_delay(connection: &quinn::Connection) -> Duration {
-    (connection.rtt() * 2).max(Duration::from_millis(50))
+/// How long after the first GOAWAY the second follows. At a stop, two
+/// round trips (quinn's estimate; before any sample, its initial 333 ms),
+/// at least 50 ms: the next process waits for this one. After a reload
+/// there is no hurry, and a client slow to read the GOAWAY (a busy
+/// machine, a loaded client) would only see a request refused and send it
+/// again: four round trips, at least 1 s.
+fn narrow_delay(connection: &quinn::Connection, to_successor: bool) -> Duration {
+    if to_successor {
+        (connection.rtt() * 4).max(Duration::from_secs(1))
+    } else {
+        (connection.rtt() * 2).max(Duration::from_millis(50))
+    }
 }
 
 /// Resolves once no request has been open for `keep_alive`.
