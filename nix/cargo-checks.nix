@@ -43,11 +43,13 @@ in
       "systemfd" # the listenfd development loop (tests/apps.rs)
     ];
     # tests/live.rs's WebSocket and server-sent-events clients, the HTTPS
-    # clients, tests/parity.rs's HTTP/2 frames.
+    # clients, tests/parity.rs's HTTP/2 frames, tests/http3.rs's HTTP/3
+    # clients.
     python = [
       "websockets"
       "requests"
       "h2"
+      "aioquic"
     ];
     env.HANDOFF_SKIP_CONTAINER_TESTS = "1";
     # A test that skips itself says so on stderr, which libtest hides when

@@ -121,6 +121,10 @@ INPUT_FILES: dict[str, list[str]] = {
 
 # Where the programs are looked for: Debian's, and cargo's (tests/run
 # installs systemfd with cargo install).
+# Python packages of the checks that Debian does not build: the variable
+# naming the Python of the venv tests/run installs them into from PyPI.
+PYPI_VENVS = {"aioquic": "HANDOFF_H3_PYTHON"}
+
 SEARCH = f"/usr/bin:/usr/sbin:/bin:/sbin:{Path(os.environ.get('CARGO_HOME', Path.home() / '.cargo')) / 'bin'}"
 
 SANDBOX_UID, SANDBOX_GID = 1000, 100
@@ -252,13 +256,26 @@ def path_farm(farm: Path, spec: dict) -> str:
         shutil.copy2(os.path.realpath(found), farm / "cc/bin" / program)
     if spec["python"]:
         # python3.withPackages: Debian's python3 with the packages'
-        # Debian builds (python3-websockets, python3-requests).
+        # Debian builds (python3-websockets, python3-requests), and those
+        # Debian does not build from the venv tests/run installs from PyPI
+        # (aioquic), copied in as nixpkgs copies a package into the store.
+        site = farm / "python-site"
         for module in spec["python"]:
-            if subprocess.run(["/usr/bin/python3", "-c", f"import {module}"], capture_output=True).returncode != 0:
-                raise SetupError(f"python3 has no {module} (install python3-{module})")
+            if subprocess.run(["/usr/bin/python3", "-c", f"import {module}"], capture_output=True).returncode == 0:
+                continue
+            venv_python = os.environ.get(PYPI_VENVS.get(module, ""), "")
+            found = venv_python and subprocess.run(
+                [venv_python, "-c", f"import sysconfig, {module}; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True, text=True,
+            )
+            if not found or found.returncode != 0:
+                where = f" or in the venv ${PYPI_VENVS[module]} names (tests/run makes it)" if module in PYPI_VENVS else ""
+                raise SetupError(f"python3 has no {module} (install python3-{module}){where}")
+            shutil.copytree(found.stdout.strip(), site, dirs_exist_ok=True)
         real = os.path.realpath("/usr/bin/python3")
         shutil.copy2(real, farm / "python3.real")
-        (bins / "python3").write_text('#!/bin/sh\nPYTHONHOME=/usr exec /inputs/python3.real "$@"\n')
+        pythonpath = "PYTHONPATH=/inputs/python-site " if site.is_dir() else ""
+        (bins / "python3").write_text(f'#!/bin/sh\nPYTHONHOME=/usr {pythonpath}exec /inputs/python3.real "$@"\n')
         (bins / "python3").chmod(0o755)
     return "/inputs/bin:/inputs/cc/bin:/toolchain/bin"
 
