@@ -11,7 +11,9 @@
 //! 4. hand-over at scale: 1,000 and 10,000 idle connections in one reload;
 //! 5. memory under clients that pipeline without reading;
 //! 6. steady state over TLS, HTTP/1.1 and h2, beside actix-web's own
-//!    rustls listener with the same certificate and configuration.
+//!    rustls listener with the same certificate and configuration;
+//! 7. HTTP/3 beside HTTP/2 on handoff (actix-web has no HTTP/3), and one
+//!    reload under HTTP/3 load.
 //!
 //! Prints figures, asserts nothing. Writes cost.md and cost.json.
 //!
@@ -19,6 +21,7 @@
 
 mod callgrind;
 mod hostile;
+mod http3;
 mod reload;
 mod report;
 mod services;
@@ -58,11 +61,11 @@ struct Args {
     /// An examples/hello binary to measure instead of this checkout's.
     #[arg(long)]
     hello_bin: Option<PathBuf>,
-    /// Sections to run: steady, callgrind, reload, scale, hostile, tls.
+    /// Sections to run: steady, callgrind, reload, scale, hostile, tls, http3.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "steady,callgrind,reload,scale,hostile,tls"
+        default_value = "steady,callgrind,reload,scale,hostile,tls,http3"
     )]
     only: Vec<String>,
 }
@@ -100,6 +103,8 @@ struct Figures {
     at_scale: Vec<reload::AtScale>,
     hostile: Vec<hostile::Hostile>,
     tls: Vec<tls::TlsSteady>,
+    http3: Vec<http3::Http3Steady>,
+    http3_reload: Option<http3::Http3Reload>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -205,7 +210,15 @@ fn date() -> String {
 }
 
 /// Every section, in the order a whole run runs them.
-const ALL_SECTIONS: [&str; 6] = ["steady", "callgrind", "reload", "scale", "hostile", "tls"];
+const ALL_SECTIONS: [&str; 7] = [
+    "steady",
+    "callgrind",
+    "reload",
+    "scale",
+    "hostile",
+    "tls",
+    "http3",
+];
 
 fn main() {
     let args = Args::parse();
@@ -268,6 +281,13 @@ fn main() {
     if only("tls") {
         eprintln!("== steady state over TLS");
         figures.tls = tls::steady(&bins, args.rounds, args.seconds);
+    }
+    if only("http3") {
+        eprintln!("== HTTP/3 beside HTTP/2, and a reload under HTTP/3 load");
+        figures.http3 = http3::steady(&bins, &bins.loadgen, args.rounds, args.seconds);
+        let r = http3::reload(&bins, &bins.loadgen);
+        eprintln!("{r:?}");
+        figures.http3_reload = Some(r);
     }
     std::fs::create_dir_all(&args.out).expect("create the output folder");
     let md = report::render(&args, &figures);

@@ -25,7 +25,52 @@ pub fn render(args: &Args, f: &Figures) -> String {
     if !f.tls.is_empty() {
         tls(&mut md, args, f);
     }
+    if !f.http3.is_empty() {
+        http3(&mut md, args, f);
+    }
     md
+}
+
+fn http3(md: &mut String, args: &Args, f: &Figures) {
+    let _ = writeln!(
+        md,
+        "HTTP/3 beside HTTP/2 on handoff (bare actix-web has no HTTP/3): examples/hello, \
+         `GET /hello`, 2 workers, HTTPS and QUIC on one port, 16 connections with one request \
+         at a time each, {} s each, {} rounds, alternating which runs first. The clients \
+         differ (h2load; the load generator's quinn and h3 clients), so the rates are what \
+         each client reached; the server's CPU per request is what the protocols compare \
+         on.\n",
+        args.seconds, args.rounds
+    );
+    md.push_str(
+        "| protocol | client | requests/s (median) | server CPU µs a request (median) | failed |\n\
+         |---|---|---:|---:|---:|\n",
+    );
+    for t in &f.http3 {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {:.1} | {} |",
+            t.protocol, t.client, t.median_per_s, t.median_cpu_us_per_request, t.errors
+        );
+    }
+    if let [h2, h3] = &f.http3[..] {
+        let _ = writeln!(
+            md,
+            "\nHTTP/3's CPU a request over HTTP/2's: {:.2}.",
+            h3.median_cpu_us_per_request / h2.median_cpu_us_per_request
+        );
+    }
+    if let Some(r) = &f.http3_reload {
+        let _ = writeln!(
+            md,
+            "\nOne reload of the reference service under HTTP/3 load (16 back-to-back and 8 \
+             pooled quinn/h3 clients, 7 s, the reload at 3 s): {} requests, {} failed, the \
+             longest time with no answer {:.1} ms, the slowest request {:.1} ms, {} datagrams \
+             passed from the new process to the old one.",
+            r.requests, r.failed, r.longest_gap_ms, r.max_latency_ms, r.datagrams_forwarded
+        );
+    }
+    md.push('\n');
 }
 
 fn tls(md: &mut String, args: &Args, f: &Figures) {

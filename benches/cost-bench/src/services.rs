@@ -17,6 +17,8 @@ pub struct Binaries {
     pub handoff: PathBuf,
     /// benches/go-activation, if Go is installed.
     pub go: Option<PathBuf>,
+    /// The load generator (its HTTP/3 clients).
+    pub loadgen: PathBuf,
 }
 
 pub fn root() -> PathBuf {
@@ -49,6 +51,15 @@ pub fn build(handoff: Option<PathBuf>, hello: Option<PathBuf>) -> Binaries {
         "--example",
         "hello-actix",
     ]));
+    run(Command::new("cargo").current_dir(&root).args([
+        "build",
+        "--release",
+        "--locked",
+        "--package",
+        "loadgen",
+        "--bin",
+        "loadgen",
+    ]));
     let release = root.join("target/release");
     let go = which("go").map(|go| {
         let out = work_dir().join("go-activation");
@@ -68,6 +79,7 @@ pub fn build(handoff: Option<PathBuf>, hello: Option<PathBuf>) -> Binaries {
         hello_actix: release.join("examples/hello-actix"),
         handoff: handoff.unwrap_or_else(|| release.join("handoff")),
         go,
+        loadgen: release.join("loadgen"),
     }
 }
 
