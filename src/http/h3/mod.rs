@@ -510,12 +510,21 @@ async fn respond(
         send.stop_stream(Code::H3_INTERNAL_ERROR);
         return;
     };
-    if timeout(send_timeout, send.send_response(head))
-        .await
-        .is_err()
-    {
-        send.stop_stream(Code::H3_REQUEST_CANCELLED);
-        return;
+    // Every way out without a whole answer resets the stream: dropped, or
+    // finished, a stream would end with no head or a cut body, which a
+    // client takes for a broken server (h3's closes the whole connection)
+    // or, without a length, for the whole answer.
+    match timeout(send_timeout, send.send_response(head)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "HTTP/3 response head not sent; stream reset");
+            send.stop_stream(Code::H3_INTERNAL_ERROR);
+            return;
+        }
+        Err(_) => {
+            send.stop_stream(Code::H3_REQUEST_CANCELLED);
+            return;
+        }
     }
     let empty = head_only || matches!(size, BodySize::None | BodySize::Sized(0));
     if !empty {
@@ -535,7 +544,11 @@ async fn respond(
             // send_data waits until QUIC took it all: the client's window.
             match timeout(send_timeout, send.send_data(chunk)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(_)) => return,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "HTTP/3 response body not sent; stream reset");
+                    send.stop_stream(Code::H3_INTERNAL_ERROR);
+                    return;
+                }
                 Err(_) => {
                     send.stop_stream(Code::H3_REQUEST_CANCELLED);
                     return;
