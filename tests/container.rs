@@ -456,6 +456,14 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     if skipped("https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts") {
         return;
     }
+    let Some(h3_python) = support::clients::H3Clients::python() else {
+        podman::record_skip(
+            "https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts",
+            "no Python with aioquic for its HTTP/3 clients (tests/run installs it; \
+             set HANDOFF_H3_PYTHON)",
+        );
+        return;
+    };
     let _one = serial();
     let tls = tempfile::tempdir().unwrap();
     let cert = podman::https_certificate(tls.path());
@@ -486,7 +494,9 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
         2,
         "back-to-back",
     );
-    std::thread::sleep(Duration::from_secs(1));
+    // HTTP/3 on the UDP socket systemd holds for the container's service.
+    let h3 = support::clients::H3Clients::start(&h3_python, https_port, 16, &cert);
+    std::thread::sleep(Duration::from_secs(2));
     let started = Instant::now();
     for _ in 0..10 {
         c.sh("systemctl reload handoff.service");
@@ -502,6 +512,7 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
     let python = python.finish();
     let go = go.finish();
     let go_busy = go_busy.finish();
+    let h3 = h3.finish();
     report(
         "container-https",
         &format!(
@@ -511,6 +522,8 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
              8 pooled Go net/http clients (h2 over TLS): {} requests, {} failed, {} retried \
              after GOAWAY, protocols {}\n  \
              2 back-to-back Go net/http clients (h2 over TLS): {} requests, {} failed, {} retried\n  \
+             16 pooled aioquic clients (HTTP/3): {} requests, {} failed, {} moved after a GOAWAY, \
+             {} without one, {} refused unprocessed, {} answered beyond a GOAWAY's id\n  \
              systemd-analyze security: {security}\n",
             reloads.as_secs_f64(),
             (started.elapsed() - reloads).as_secs_f64(),
@@ -524,9 +537,22 @@ fn https_in_the_container_loses_nothing_across_ten_reloads_and_ten_restarts() {
             go["proto"],
             go_busy["ok"],
             go_busy["failed"],
-            go_busy["retried"]
+            go_busy["retried"],
+            h3["ok"],
+            h3["failed"],
+            h3["moved_after_goaway"],
+            h3["moved_without_goaway"],
+            h3["rejected"],
+            h3["answered_beyond_goaway"]
         ),
     );
+    // HTTP/3 through reloads (forwarded datagrams) and restarts (GOAWAY,
+    // then H3_NO_ERROR once answered; the next process takes the new
+    // connections): nothing failed, nothing answered that a GOAWAY said
+    // was not processed.
+    assert_eq!(h3["failed"], 0, "{h3}");
+    assert_eq!(h3["answered_beyond_goaway"], 0, "{h3}");
+    assert!(h3["ok"].as_u64().unwrap() > 300, "{h3}");
     // Go's clients spoke HTTP/2 throughout: a fallback to HTTP/1.1 would
     // not test what this claims.
     for (name, t) in [("pooled Go", &go), ("back-to-back Go", &go_busy)] {

@@ -25,21 +25,15 @@ use support::*;
 
 /// The Python with aioquic, or None (the test is recorded as skipped).
 fn h3_python(test: &str) -> Option<String> {
-    let python = std::env::var("HANDOFF_H3_PYTHON").unwrap_or_else(|_| python());
-    let has_aioquic = Command::new(&python)
-        .args(["-c", "import aioquic"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_aioquic {
+    let python = support::clients::H3Clients::python();
+    if python.is_none() {
         podman::record_skip(
             test,
             "no Python with aioquic (tests/run installs it into target/h3-client; \
              set HANDOFF_H3_PYTHON)",
         );
-        return None;
     }
-    Some(python)
+    python
 }
 
 /// A certificate for localhost and 127.0.0.1, its own authority.

@@ -129,3 +129,32 @@ pub fn curl(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// aioquic's HTTP/3 clients (tests/clients/h3_clients.py, `clients` of
+/// them) on UDP `port` of 127.0.0.1, trusting `ca`; None when no Python
+/// with aioquic is here (tests/run installs one and names it in
+/// `HANDOFF_H3_PYTHON`).
+pub struct H3Clients;
+
+impl H3Clients {
+    pub fn python() -> Option<String> {
+        let python = std::env::var("HANDOFF_H3_PYTHON").unwrap_or_else(|_| python());
+        Command::new(&python)
+            .args(["-c", "import aioquic"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+            .then_some(python)
+    }
+
+    pub fn start(python: &str, port: u16, clients: usize, ca: &Path) -> Clients {
+        Clients::spawn("HTTP/3 clients", |stop| {
+            let mut cmd = Command::new(python);
+            cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_clients.py"))
+                .args(["127.0.0.1", &port.to_string(), &clients.to_string()])
+                .arg(stop)
+                .arg(ca);
+            cmd
+        })
+    }
+}
