@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::median;
 use super::services::{self, Binaries, Server, WORKERS};
+use super::tls;
 
 #[derive(Serialize)]
 pub struct Http3Steady {
@@ -66,36 +67,18 @@ fn certificate() -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
-/// One h2load run: requests a second and failed or errored requests.
-fn h2load(port: u16, seconds: u64) -> (f64, u64) {
-    let out = Command::new("h2load")
-        .args(["-c16", "-m1", "-D", &seconds.to_string()])
-        .arg(format!("https://127.0.0.1:{port}/hello"))
-        .output()
-        .expect("run h2load (apt-get install nghttp2-client)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rate = text
-        .lines()
-        .find_map(|l| {
-            let (_, rest) = l.strip_prefix("finished in ")?.split_once(", ")?;
-            rest.split_whitespace().next()?.parse().ok()
-        })
-        .unwrap_or(0.0);
-    let errors = text
-        .lines()
-        .find_map(|l| {
-            let l = l.strip_prefix("requests: ")?;
-            let n = |label: &str| -> Option<u64> {
-                l.split(", ")
-                    .find_map(|p| p.strip_suffix(label))?
-                    .trim()
-                    .parse()
-                    .ok()
-            };
-            Some(n(" failed")? + n(" errored")?)
-        })
-        .unwrap_or(u64::MAX);
-    (rate, errors)
+/// `bin` with HTTPS and QUIC on one port of its own, `cert` and `key`:
+/// the server, its plain HTTP port and that port.
+fn start(bin: &Path, cert: &Path, key: &Path) -> (Server, u16, u16) {
+    let (plain, port) = (services::free_port(), services::free_port());
+    let mut cmd = Command::new(bin);
+    cmd.args(["--listen", &format!("127.0.0.1:{plain}")])
+        .env("HANDOFF__SERVER__WORKERS", WORKERS)
+        .env("HANDOFF__TLS__LISTEN", format!("127.0.0.1:{port}"))
+        .env("HANDOFF__TLS__QUIC_LISTEN", format!("127.0.0.1:{port}"))
+        .env("HANDOFF__TLS__CERTIFICATE", cert)
+        .env("HANDOFF__TLS__KEY", key);
+    (Server::spawn(&mut cmd, plain), plain, port)
 }
 
 /// One loadgen run over HTTP/3: requests a second and failed ones.
@@ -135,21 +118,13 @@ pub fn steady(
     seconds: u64,
 ) -> Vec<Http3Steady> {
     let (cert, key) = certificate();
-    let (plain, port) = (services::free_port(), services::free_port());
-    let mut cmd = Command::new(&bins.hello);
-    cmd.args(["--listen", &format!("127.0.0.1:{plain}")])
-        .env("HANDOFF__SERVER__WORKERS", WORKERS)
-        .env("HANDOFF__TLS__LISTEN", format!("127.0.0.1:{port}"))
-        .env("HANDOFF__TLS__QUIC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HANDOFF__TLS__CERTIFICATE", &cert)
-        .env("HANDOFF__TLS__KEY", &key);
-    let server = Server::spawn(&mut cmd, plain);
+    let (server, _, port) = start(&bins.hello, &cert, &key);
     let pid = server.pid();
     let run = |protocol: &str, secs: u64| -> (f64, u64, f64) {
         let cpu = services::process_cpu(pid);
         let started = Instant::now();
         let (rate, errors) = match protocol {
-            "h2" => h2load(port, secs),
+            "h2" => tls::h2load(port, secs, 1),
             _ => {
                 let (rate, failed, _) =
                     loadgen(loadgen_bin, port, &cert, secs, &["h3:/hello:16:ka"]);
@@ -204,15 +179,7 @@ pub fn steady(
 /// One reload of the reference service under HTTP/3 load.
 pub fn reload(bins: &Binaries, loadgen_bin: &Path) -> Http3Reload {
     let (cert, key) = certificate();
-    let (plain, port) = (services::free_port(), services::free_port());
-    let mut cmd = Command::new(&bins.handoff);
-    cmd.args(["--listen", &format!("127.0.0.1:{plain}")])
-        .env("HANDOFF__SERVER__WORKERS", WORKERS)
-        .env("HANDOFF__TLS__LISTEN", format!("127.0.0.1:{port}"))
-        .env("HANDOFF__TLS__QUIC_LISTEN", format!("127.0.0.1:{port}"))
-        .env("HANDOFF__TLS__CERTIFICATE", &cert)
-        .env("HANDOFF__TLS__KEY", &key);
-    let _server = Server::spawn(&mut cmd, plain);
+    let (_server, plain, port) = start(&bins.handoff, &cert, &key);
     let samples = services::work_dir().join("h3-reload-samples.jsonl");
     let mut load = Command::new(loadgen_bin);
     load.args(["--addr", &format!("127.0.0.1:{port}")])

@@ -88,10 +88,11 @@ fn start(bins: &Binaries) -> Vec<(&'static str, Server, u16)> {
     ]
 }
 
-/// One h2load run: requests a second and failed or errored requests.
-fn h2load(port: u16, seconds: u64) -> (f64, u64) {
+/// One h2load run, 16 connections of `streams` streams each: requests a
+/// second and failed or errored requests.
+pub fn h2load(port: u16, seconds: u64, streams: u32) -> (f64, u64) {
     let out = Command::new("h2load")
-        .args(["-c16", "-m10", "-D", &seconds.to_string()])
+        .args(["-c16", &format!("-m{streams}"), "-D", &seconds.to_string()])
         .arg(format!("https://127.0.0.1:{port}/hello"))
         .output()
         .expect("run h2load (apt-get install nghttp2-client)");
@@ -125,7 +126,7 @@ pub fn steady(bins: &Binaries, rounds: usize, seconds: u64) -> Vec<TlsSteady> {
     let mut out = Vec::new();
     for protocol in ["HTTP/1.1", "h2"] {
         let run = |port: u16, secs: u64| match protocol {
-            "h2" => h2load(port, secs),
+            "h2" => h2load(port, secs, 10),
             _ => {
                 let r = wrk::run(
                     &format!("https://127.0.0.1:{port}/hello"),
