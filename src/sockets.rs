@@ -260,6 +260,20 @@ fn check_listening_stream(fd: RawFd, name: &str) -> Result<Domain, ListenError> 
     check_stream(fd, name, true)
 }
 
+/// Checks that `fd` is an open socket; why not, if it is not.
+fn check_socket(fd: RawFd) -> Result<(), String> {
+    // SAFETY: fstat only writes into the zeroed struct we own.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
+        let err = io::Error::last_os_error();
+        return Err(format!("not an open file descriptor ({err})"));
+    }
+    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err("not a socket".to_owned());
+    }
+    Ok(())
+}
+
 /// Checks that `fd` is an open stream socket of a family handoff serves,
 /// listening or (a stored connection) not, and returns that family.
 fn check_stream(fd: RawFd, name: &str, want_listening: bool) -> Result<Domain, ListenError> {
@@ -268,16 +282,8 @@ fn check_stream(fd: RawFd, name: &str, want_listening: bool) -> Result<Domain, L
         name: name.to_owned(),
         reason,
     };
-    // SAFETY: fstat only writes into the zeroed struct we own.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-        let err = io::Error::last_os_error();
-        return Err(fail(format!("not an open file descriptor ({err})")));
-    }
-    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(fail("not a socket".to_owned()));
-    }
-    // SAFETY: fstat just proved the fd is open; it stays open (we do not close
+    check_socket(fd).map_err(fail)?;
+    // SAFETY: check_socket just proved the fd is open; it stays open (we do not close
     // it here) for the life of the borrow, which ends with this function.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let sock = SockRef::from(&borrowed);
@@ -323,16 +329,8 @@ fn check_datagram(fd: RawFd, name: &str) -> Result<(), ListenError> {
         name: name.to_owned(),
         reason,
     };
-    // SAFETY: fstat only writes into the zeroed struct we own.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut stat) } != 0 {
-        let err = io::Error::last_os_error();
-        return Err(fail(format!("not an open file descriptor ({err})")));
-    }
-    if stat.st_mode & libc::S_IFMT != libc::S_IFSOCK {
-        return Err(fail("not a socket".to_owned()));
-    }
-    // SAFETY: open (fstat said so) for the life of the borrow.
+    check_socket(fd).map_err(fail)?;
+    // SAFETY: open (check_socket said so) for the life of the borrow.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     let sock = SockRef::from(&borrowed);
     let ty = sock
