@@ -23,6 +23,26 @@ use super::workers::{Live, Worker};
 use super::{Arrival, ConnFactory, Listening, Parts, PeerAddr, QuicFactory, Security, h2, h3, tls};
 use crate::handover::Handover;
 
+/// The middleware in front of `app` on `listening`, as every protocol has
+/// it (an https listener's Alt-Svc among it; other listeners have none).
+fn layer<A>(
+    app: A,
+    parts: &Parts,
+    listening: &Listening,
+    builtin_routes: bool,
+) -> Rc<middleware::Factory<A>> {
+    Rc::new(middleware::Factory {
+        app,
+        config: listening.config.clone(),
+        shared: middleware::Shared {
+            state: parts.state.clone(),
+            phase: parts.phase.clone(),
+            builtin_routes,
+            alt_svc: listening.alt_svc.clone(),
+        },
+    })
+}
+
 /// accept -> [TLS handshake ->] HTTP/2, or `Conn` -> HTTP/1.1 dispatcher;
 /// either -> middleware -> `App`.
 pub(super) fn pipeline<S, A, B>(
@@ -45,16 +65,7 @@ where
     A::Future: 'static,
     B: MessageBody + 'static,
 {
-    let layer = Rc::new(middleware::Factory {
-        app,
-        config: listening.config.clone(),
-        shared: middleware::Shared {
-            state: parts.state.clone(),
-            phase: parts.phase.clone(),
-            builtin_routes,
-            alt_svc: listening.alt_svc.clone(),
-        },
-    });
+    let layer = layer(app, parts, listening, builtin_routes);
     let s = &parts.state.settings.server;
     let setup = Rc::new(ConnSetup {
         state: parts.state.clone(),
@@ -292,16 +303,7 @@ where
     A::Future: 'static,
     B: MessageBody + 'static,
 {
-    let layer = Rc::new(middleware::Factory {
-        app,
-        config: listening.config.clone(),
-        shared: middleware::Shared {
-            state: parts.state.clone(),
-            phase: parts.phase.clone(),
-            builtin_routes,
-            alt_svc: None,
-        },
-    });
+    let layer = layer(app, parts, listening, builtin_routes);
     let settings = &parts.state.settings;
     let limits = h3::Limits {
         handshake_timeout: settings.tls.handshake_timeout,
