@@ -86,6 +86,34 @@ def toml(settings: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def as_installed(text: str) -> str:
+    """A unit's text as the nodes' systemd must see it to act as NixOS's.
+    The nodes run Debian 12's systemd 252; NixOS 26.05 runs 258. Since 254,
+    systemd tells a service its fd store's size in $FDSTORE (the maximum
+    of FileDescriptorStoreMax=, when non-zero: systemd.exec(5)), which is
+    how handoff knows it may store idle connections at a stop. On 252 a
+    service gets no such variable, so without this every restart here
+    would run without the store NixOS gives it: its idle connections kept
+    until their keep-alive timeout instead of stored, a path no NixOS
+    machine takes. The module sets no FDSTORE itself (nix/module.nix),
+    so the harness adds what 254 adds, in the [Service] section."""
+    out, section, size, has_env = [], "", 0, False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[Service]" and stripped.startswith("FileDescriptorStoreMax="):
+            value = stripped.split("=", 1)[1].strip()
+            size = int(value) if value.isdigit() else 0
+        elif section == "[Service]" and "FDSTORE=" in stripped and stripped.startswith("Environment"):
+            has_env = True
+    for line in text.splitlines():
+        out.append(line)
+        if size > 0 and not has_env and line.strip().startswith("FileDescriptorStoreMax="):
+            out.append(f'Environment="FDSTORE={size}"')
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
 def wanted_by(text: str) -> list[str]:
     return [t for line in text.splitlines() if line.startswith("WantedBy=") for t in line[9:].split()]
 
@@ -134,7 +162,7 @@ class Node:
         HAProxy's configuration."""
         (etc / "systemd/system").mkdir(parents=True)
         for unit, text in self.system["units"].items():
-            (etc / "systemd/system" / unit).write_text(text)
+            (etc / "systemd/system" / unit).write_text(as_installed(text))
             for target in wanted_by(text):
                 wants = etc / "systemd/system" / f"{target}.wants"
                 wants.mkdir(exist_ok=True)
@@ -196,7 +224,7 @@ def build_store(store: Path, nodes: list[Node], binaries: Binaries, script: str)
         units = top / "etc/systemd/system"
         units.mkdir(parents=True)
         for unit, text in system["units"].items():
-            (units / unit).write_text(text)
+            (units / unit).write_text(as_installed(text))
         (top / "network.json").write_text(json.dumps(system["network"]))
 
     for node in nodes:
