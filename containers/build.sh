@@ -6,6 +6,7 @@
 #   containers/build.sh --example NAME [TAG]           an example, e.g. hello
 #   containers/build.sh --binary PATH [--name NAME] [TAG]   a binary built elsewhere
 #   containers/build.sh --https ...                    with NAME-https.socket and NAME-quic.socket (8443, TCP and UDP)
+#   containers/build.sh --profile NAME ...             cargo's profile NAME instead of release
 #
 # TAG defaults to localhost/NAME:latest. The image gets NAME.socket and
 # NAME.service made from containers/units/ (binary, config path, runtime
@@ -14,20 +15,23 @@
 #
 # BASE_IMAGE (environment) picks the base; default docker.io/library/debian:bookworm-slim.
 # Machines without a registry make one with containers/make-base-image.sh.
-# SKIP_CARGO_BUILD=1 uses what target/release already holds.
+# SKIP_CARGO_BUILD=1 uses what target/PROFILE (target/release) already holds.
+# The test suite builds with --profile suite (Cargo.toml: release without
+# LTO), so that its builds never replace what target/release holds.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 
-kind=bin name=handoff binary="" tag="" https=0
+kind=bin name=handoff binary="" tag="" https=0 profile=release
 while (($#)); do
     case $1 in
         --bin | --example) kind=${1#--}; name=${2:?$1 needs a name}; shift 2 ;;
         --binary) kind=path; binary=${2:?--binary needs a path}; name=$(basename "$binary"); shift 2 ;;
         --name) name=${2:?--name needs a name}; shift 2 ;;
         --https) https=1; shift ;;
+        --profile) profile=${2:?--profile needs a name}; shift 2 ;;
         -h | --help) usage ;;
         -*) echo "error: unknown option $1" >&2; usage ;;
         *) [[ -z $tag ]] || usage; tag=$1; shift ;;
@@ -39,10 +43,13 @@ tag=${tag:-localhost/$name:latest}
 case $kind in
     bin | example)
         if [[ ${SKIP_CARGO_BUILD:-0} != 1 ]]; then
-            (cd "$root" && cargo build --release --locked "--$kind" "$name")
+            (cd "$root" && cargo build --profile "$profile" --locked "--$kind" "$name")
         fi
-        binary=$root/target/release/$name
-        [[ $kind == example ]] && binary=$root/target/release/examples/$name
+        # cargo's directory for a profile: its name, debug for dev.
+        dir=$profile
+        [[ $profile == dev ]] && dir=debug
+        binary=$root/target/$dir/$name
+        [[ $kind == example ]] && binary=$root/target/$dir/examples/$name
         ;;
 esac
 [[ -x $binary ]] || { echo "error: $binary missing or not executable; build it first" >&2; exit 66; }

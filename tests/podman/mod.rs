@@ -128,7 +128,10 @@ fn build_once(built: &OnceLock<()>, args: &[&str], tag: &str) {
             return;
         }
         script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
-        let mut build_args = args.to_vec();
+        // Cargo.toml's suite profile: release code without LTO, in a
+        // directory of its own (target/suite).
+        let mut build_args = vec!["--profile", "suite"];
+        build_args.extend_from_slice(args);
         build_args.push(tag);
         script(
             "containers/build.sh",

@@ -365,7 +365,7 @@ exec chroot "$new" /inputs/bin/env -i "$@"
 # - outside the source copy (KEEP/targets/FILESET), bound read-write at
 #   /build/source/target, where cargo makes it under Nix: no
 #   CARGO_TARGET_DIR that Nix would not set, and the paths the tests see
-#   (CARGO_TARGET_TMPDIR, tests/nixos.rs's target/release) are Nix's;
+#   (CARGO_TARGET_TMPDIR, tests/nixos.rs's target/suite) are Nix's;
 # - one for both filesets (build, test): what cargo reuses it checks
 #   against the files each crate read (below), so a run on the build
 #   fileset that lacks a file a crate read (include_str! of README.md, say)
