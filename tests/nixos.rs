@@ -44,11 +44,9 @@ fn python() -> Command {
 
 /// The binaries the nodes' stand-in packages stand for, built once per test
 /// binary as nix/package.nix builds them: handoff with HANDOFF_BUILD_ID=nix
-/// (the package) and =v2 (the tests' other build), examples/hello, loadgen.
-/// Cargo.toml's suite profile (release without LTO, incremental): another
-/// build id recompiles only what reads it, in seconds (with the release
-/// profile's LTO, a minute and a half each, and target/release's handoff
-/// replaced).
+/// (the package) and =v2 (the tests' other build), examples/hello, loadgen;
+/// from the suite's one build (`podman::suite_binaries`), where another
+/// build id recompiles bin/handoff alone, in seconds.
 struct Binaries {
     _dir: tempfile::TempDir,
     args: Vec<String>,
@@ -57,30 +55,15 @@ struct Binaries {
 fn binaries() -> &'static Binaries {
     static BUILT: OnceLock<Binaries> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let dir = tempfile::tempdir().unwrap();
-        let build = |args: &[&str], build_id: Option<&str>| {
-            let mut cmd = Command::new(&cargo);
-            cmd.current_dir(root())
-                .args(["build", "--profile", "suite", "--locked", "--quiet"])
-                .args(args);
-            match build_id {
-                Some(id) => cmd.env("HANDOFF_BUILD_ID", id),
-                None => cmd.env_remove("HANDOFF_BUILD_ID"),
-            };
-            let status = cmd.status().expect("cargo");
-            assert!(status.success(), "cargo build {args:?} failed");
-        };
-        let built = root().join("target/suite");
         let mut args = Vec::new();
         for id in ["nix", "v2"] {
-            build(&["--bin", "handoff"], Some(id));
+            let built = podman::suite_binaries(Some(id));
             let copy = dir.path().join(format!("handoff-{id}"));
             std::fs::copy(built.join("handoff"), &copy).unwrap();
             args.push(format!("--handoff={id}={}", copy.display()));
         }
-        build(&["--package", "loadgen", "--bin", "loadgen"], None);
-        build(&["--example", "hello"], None);
+        let built = podman::suite_binaries(None);
         for (name, path) in [
             ("loadgen", built.join("loadgen")),
             ("hello", built.join("examples/hello")),

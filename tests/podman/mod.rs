@@ -102,6 +102,37 @@ fn script(path: &str, args: &[&str], env: &[(&str, &str)]) {
     assert!(status.success(), "{path} {args:?} failed: {status}");
 }
 
+/// What the suite puts in images and in the VM tests' stand-in packages,
+/// built by one cargo invocation in Cargo.toml's suite profile (release
+/// code without LTO, incremental, in target/suite): one feature
+/// resolution for all of them, so no dependency is built twice, and a
+/// second call (another test binary's) finds everything fresh at once.
+/// `build_id` is bin/handoff's HANDOFF_BUILD_ID (None: none); another id
+/// recompiles that binary alone, in seconds. The directory they are in.
+pub fn suite_binaries(build_id: Option<&str>) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root())
+        .args(["build", "--profile", "suite", "--locked"])
+        .args(["-p", "actix-handoff", "-p", "loadgen"])
+        .args(["--bin", "handoff", "--bin", "loadgen"])
+        .args([
+            "--example",
+            "hello",
+            "--example",
+            "notes",
+            "--example",
+            "live",
+        ]);
+    match build_id {
+        Some(id) => cmd.env("HANDOFF_BUILD_ID", id),
+        None => cmd.env_remove("HANDOFF_BUILD_ID"),
+    };
+    let status = cmd.status().expect("cargo");
+    assert!(status.success(), "cargo build --profile suite failed");
+    root().join("target/suite")
+}
+
 /// Builds `tag` with containers/build.sh `args` (and the debootstrap base,
 /// if absent), once per test binary, and once per run of `tests/run`: the
 /// source does not change during a run, so a later test binary of the
@@ -128,15 +159,16 @@ fn build_once(built: &OnceLock<()>, args: &[&str], tag: &str) {
             return;
         }
         script("containers/make-base-image.sh", &[BASE_IMAGE], &[]);
-        // Cargo.toml's suite profile: release code without LTO, in a
-        // directory of its own (target/suite).
+        // The binary from the suite's one build (see suite_binaries);
+        // build.sh takes it from target/suite.
+        suite_binaries(None);
         let mut build_args = vec!["--profile", "suite"];
         build_args.extend_from_slice(args);
         build_args.push(tag);
         script(
             "containers/build.sh",
             &build_args,
-            &[("BASE_IMAGE", BASE_IMAGE)],
+            &[("BASE_IMAGE", BASE_IMAGE), ("SKIP_CARGO_BUILD", "1")],
         );
         if let Some(run) = run {
             let _ = std::fs::create_dir_all(stamp.parent().unwrap());
