@@ -422,6 +422,56 @@ fn a_stop_answers_what_it_took_then_ends_each_connection_with_h3_no_error() {
 }
 
 #[test]
+fn a_request_cut_at_the_drain_timeout_ends_its_connection_with_h3_no_error() {
+    // What outlives server.drain_timeout at a stop is cut. Its QUIC
+    // connection must still be closed, not dropped: a dropped one leaves
+    // its client waiting for an answer until its idle timeout, while the
+    // next process already serves. (QUIC's connection tasks run on the
+    // worker runtimes, which the cut stops: the close is sent first.)
+    let test = "a_request_cut_at_the_drain_timeout_ends_its_connection_with_h3_no_error";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[
+        ("HANDOFF__SERVER__KEEP_ALIVE", "30s"),
+        ("HANDOFF__SERVER__DRAIN_TIMEOUT", "1s"),
+    ]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
+    // A request of 8 s, cut 1 s after the stop.
+    let mut client = Command::new(&python)
+        .arg(script)
+        .args(["127.0.0.1", &service.port.to_string()])
+        .arg(&service.cert)
+        .args(["8000", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the HTTP/3 client starts");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
+    let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
+    let pid: u32 = next()
+        .strip_prefix("pid ")
+        .and_then(|p| p.parse().ok())
+        .expect("the client names the pid it reached");
+    assert_eq!(next(), "waiting");
+    // SAFETY: kill(2) to the process the client just reached.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let report = next();
+    let seen: serde_json::Value =
+        serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report:?}"));
+    assert_eq!(seen["delayed_status"], serde_json::Value::Null, "{seen}");
+    assert_eq!(seen["close_code"], 0x100, "no CONNECTION_CLOSE: {seen}");
+    let after = seen["closed_after_s"].as_f64().unwrap();
+    assert!(after < 3.0, "closed {after} s after the stop: {seen}");
+    assert!(
+        wait_gone(pid, Duration::from_secs(5)),
+        "pid {pid} still runs"
+    );
+    let _ = client.wait();
+    drop(service.proc);
+}
+
+#[test]
 fn an_upload_to_a_process_two_reloads_old_is_answered_after_the_one_between_left() {
     // Datagrams for the oldest process travel newest -> middle -> oldest.
     // The middle process has no client and finishes its drain first; it

@@ -422,6 +422,9 @@ impl Instance {
             for (kind, n) in self.parts.phase.begin_cutting() {
                 state.metrics.long_lived_ended(kind, true, n);
             }
+            if self.parts.listenings.iter().any(|l| l.quic) {
+                quic_closes_sent(state).await;
+            }
         }
         self.handle.stop(all_closed).await;
         match self.task.await {
@@ -631,3 +634,21 @@ impl PeerAddr for UnixStream {
         None
     }
 }
+
+/// At the cut, each QUIC connection closes itself (`h3::serve`); the tasks
+/// that send those CONNECTION_CLOSE frames run on the workers' runtimes,
+/// which the forced stop ends next. Waits until the connections are closed
+/// (at most [`QUIC_CLOSE_GRACE`]), then a moment for those tasks to send.
+async fn quic_closes_sent(state: &AppState) {
+    let closed = async {
+        while state.metrics.quic_connections.get() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let _ = tokio::time::timeout(QUIC_CLOSE_GRACE, closed).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// How long a cut waits for QUIC connections to close before the workers
+/// stop.
+const QUIC_CLOSE_GRACE: Duration = Duration::from_millis(250);

@@ -314,12 +314,14 @@ where
         max_head: settings.limits.max_head_bytes as u64,
     };
     let (state, handover, worker) = (parts.state.clone(), parts.handover.clone(), worker.clone());
+    let phase = parts.phase.clone();
     boxed::factory(fn_factory(move || {
-        let (layer, state, handover, worker) = (
+        let (layer, state, handover, worker, phase) = (
             layer.clone(),
             state.clone(),
             handover.clone(),
             worker.clone(),
+            phase.clone(),
         );
         async move {
             let app = Rc::new(layer.new_service(()).await?);
@@ -328,6 +330,7 @@ where
                     // Counted from now: the drain waits for it.
                     let live = worker.connection();
                     let (app, state, drain) = (app.clone(), state.clone(), handover.draining());
+                    let cut = phase.cut_signal();
                     let handover = handover.clone();
                     actix_web::rt::spawn(async move {
                         let _live = live;
@@ -336,7 +339,7 @@ where
                             incoming,
                             handshaking,
                             app,
-                            drain,
+                            h3::Ends { drain, cut },
                             to_successor,
                             limits,
                             &state.metrics,

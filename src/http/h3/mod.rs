@@ -64,14 +64,23 @@ pub(crate) struct Limits {
 /// H3_NO_ERROR: how a connection ends that finished its work.
 const NO_ERROR: u32 = 0x100;
 
-/// Serves one QUIC connection from its handshake until it closes; at
-/// `drain`, GOAWAY, the requests it took, then the end: the client's close
-/// after a reload (`to_successor` says which drain this is), ours at a stop.
+/// The instance's signals a connection ends by: the drain (GOAWAY, then
+/// the end once its requests are answered) and the cut at
+/// `server.drain_timeout` (the end now).
+pub(crate) struct Ends<D, C> {
+    pub drain: D,
+    pub cut: C,
+}
+
+/// Serves one QUIC connection from its handshake until it closes; at the
+/// drain, GOAWAY, the requests it took, then the end: the client's close
+/// after a reload (`to_successor` says which drain this is), ours at a stop;
+/// at the cut, ours at once.
 pub(crate) async fn serve<S, B>(
     incoming: quinn::Incoming,
     handshaking: Handshaking,
     service: Rc<S>,
-    drain: impl Future<Output = ()>,
+    ends: Ends<impl Future<Output = ()>, impl Future<Output = ()>>,
     to_successor: impl Fn() -> bool,
     limits: Limits,
     metrics: &crate::http::shared::metrics::Metrics,
@@ -118,6 +127,44 @@ pub(crate) async fn serve<S, B>(
     // is told why: H3_NO_ERROR, so it connects again for what is next
     // rather than taking the end for a failure. No-op once closed.
     let _close = CloseOnDrop(connection.clone());
+    let served = serve_connection(
+        &connection,
+        &mut h3,
+        service,
+        ends.drain,
+        &to_successor,
+        limits,
+        peer,
+    );
+    tokio::select! {
+        () = served => {}
+        () = ends.cut => {
+            // The drain timeout passed and what is left is cut: the client
+            // is told now, while this worker's runtime still runs the task
+            // that sends the close (the cut stops it next; a connection
+            // dropped unannounced leaves its client waiting until its idle
+            // timeout).
+            connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
+        }
+    }
+    drop(h3);
+    metrics.quic_connections.dec();
+}
+
+/// The connection once HTTP/3 is set up: requests until the drain, the two
+/// GOAWAYs, the requests taken, then the end.
+async fn serve_connection<S, B>(
+    connection: &quinn::Connection,
+    h3: &mut h3::server::Connection<h3_quinn::Connection, Bytes>,
+    service: Rc<S>,
+    drain: impl Future<Output = ()>,
+    to_successor: &impl Fn() -> bool,
+    limits: Limits,
+    peer: std::net::SocketAddr,
+) where
+    S: Service<Request, Response = Response<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
     let answering = Answering::default();
     let mut drain = pin!(drain);
     // None until the drain; then the moment the second GOAWAY is due.
@@ -164,7 +211,7 @@ pub(crate) async fn serve<S, B>(
                 if taken > 0 {
                     let _ = h3.shutdown(usize::MAX).await;
                 }
-                narrow_at = Some(Box::pin(sleep(narrow_delay(&connection, to_successor()))));
+                narrow_at = Some(Box::pin(sleep(narrow_delay(connection, to_successor()))));
             }
             () = async { narrow_at.as_mut().expect("set at the drain").await },
                 if narrow_at.is_some() && !narrowed => {
@@ -183,9 +230,9 @@ pub(crate) async fn serve<S, B>(
                 // a few round trips later, for the acknowledgements: the
                 // next process waits for this one to exit.
                 let grace = if to_successor() && !idled {
-                    limits.keep_alive.max(linger_after_answers(&connection))
+                    limits.keep_alive.max(linger_after_answers(connection))
                 } else {
-                    linger_after_answers(&connection)
+                    linger_after_answers(connection)
                 };
                 let answering = answering.clone();
                 ending = Some(Box::pin(async move {
@@ -239,7 +286,7 @@ pub(crate) async fn serve<S, B>(
         answering.none_left().await;
         tokio::select! {
             _ = connection.closed() => {}
-            () = sleep(linger_after_answers(&connection)) => {
+            () = sleep(linger_after_answers(connection)) => {
                 connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
             }
         }
@@ -249,13 +296,11 @@ pub(crate) async fn serve<S, B>(
         answering.none_left().await;
         tokio::select! {
             _ = connection.closed() => {}
-            () = sleep(limits.keep_alive.max(linger_after_answers(&connection))) => {
+            () = sleep(limits.keep_alive.max(linger_after_answers(connection))) => {
                 connection.close(quinn::VarInt::from_u32(NO_ERROR), b"");
             }
         }
     }
-    drop(h3);
-    metrics.quic_connections.dec();
 }
 
 /// How long after the first GOAWAY the second follows. At a stop, two

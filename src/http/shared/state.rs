@@ -88,6 +88,10 @@ pub struct Phase {
     /// handler or client), and cut at the drain timeout.
     long_lived_closed: AtomicU64,
     long_lived_cut: AtomicU64,
+    /// Cancelled at the cut: what must say goodbye before its worker's
+    /// runtime stops (a QUIC connection's close is sent by a task on that
+    /// runtime) does it then.
+    cut: tokio_util::sync::CancellationToken,
 }
 
 const SERVING: u8 = 0;
@@ -123,11 +127,17 @@ impl Phase {
     /// upgrades and streams of each kind that is.
     pub fn begin_cutting(&self) -> [(LongLived, u64); 2] {
         self.at.store(CUTTING, Ordering::Release);
+        self.cut.cancel();
         LongLived::ALL.map(|kind| {
             let open = self.long_lived_open[kind as usize].load(Ordering::Acquire);
             self.long_lived_cut.fetch_add(open, Ordering::Relaxed);
             (kind, open)
         })
+    }
+
+    /// Resolves at the cut (the drain timeout passed).
+    pub fn cut_signal(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.cut.clone().cancelled_owned()
     }
 
     pub fn is_draining(&self) -> bool {
