@@ -11,6 +11,10 @@ let
     testers.runNixOSTest = test: test;
     writeShellScriptBin = name: _: fake name;
     curl = fake "curl";
+    # A Python environment: python3-env-PACKAGE-..., which tests/nixos/
+    # stands in for with Debian's Python and the packages from PyPI.
+    python3.withPackages =
+      f: fake "python3-env-${builtins.concatStringsSep "-" (f { aioquic = "aioquic"; })}";
     callPackage = _: _: { handoff = fake "handoff-v2"; };
   };
   self = {

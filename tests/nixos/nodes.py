@@ -123,9 +123,11 @@ class Binaries:
     handoff by build id (HANDOFF_BUILD_ID), and the other workspace
     binaries (hello, loadgen) by package name."""
 
-    def __init__(self, handoff: dict[str, Path], others: dict[str, Path]):
+    def __init__(self, handoff: dict[str, Path], others: dict[str, Path], python_packages: Path | None = None):
         self.handoff = handoff
         self.others = others
+        # site-packages for the scripts' Python environments, or None.
+        self.python_packages = python_packages
 
 
 class Node:
@@ -238,5 +240,40 @@ def build_store(store: Path, nodes: list[Node], binaries: Binaries, script: str)
     texts = [script] + [t for s in systems for t in s["units"].values()]
     for path in sorted({m for t in texts for m in STORE_PATH.findall(t)}):
         target = put(path)
-        if not os.path.lexists(target) and "-toplevel-" not in path:
+        if os.path.lexists(target) or "-toplevel-" in path:
+            continue
+        env = PYTHON_ENV.search(path)
+        if Path(path).exists():
+            # In the host's store: a file of this repository the script
+            # names, added by the evaluation. The same bytes.
+            if Path(path).is_dir():
+                shutil.copytree(path, target, symlinks=True)
+            else:
+                shutil.copy(path, target)
+        elif env is not None:
+            python_env(path, target, env.group(1).split("-"), binaries.python_packages)
+        else:
             os.symlink("/usr", target)
+
+
+# python3.withPackages as .ci/vm-test-scripts.nix names it.
+PYTHON_ENV = re.compile(r"-python3-env-([a-z0-9-]+)$")
+
+
+def python_env(path: str, target: Path, packages: list[str], site: Path | None) -> None:
+    """A stand-in for python3.withPackages at store path `path` (`target`
+    on the host): bin/python3 runs the node's Python (Debian's) with `site`
+    (packages from PyPI, for that Python's version), copied into the
+    store, on its path."""
+    missing = [p for p in packages if site is None or not (site / p).is_dir()]
+    if missing:
+        raise SystemExit(
+            f"error: the script's Python needs {', '.join(missing)}: give --python-packages"
+            " a site-packages directory that has it (tests/run's target/h3-client venv)"
+        )
+    assert site is not None
+    shutil.copytree(site, target / "site-packages", symlinks=True)
+    (target / "bin").mkdir()
+    python = target / "bin/python3"
+    python.write_text(f'#!/bin/sh\nPYTHONPATH={path}/site-packages exec /usr/bin/python3 "$@"\n')
+    python.chmod(0o555)

@@ -7,13 +7,17 @@ systemd unit code). The nodes share a podman network and reach each other by
 node name. Specialisations are switched to by a stand-in of
 switch-to-configuration (tests/nixos/switch-to-configuration).
 
-  tests/nixos/run.py TEST.nix --nixpkgs DIR --handoff BUILD=PATH... --bin NAME=PATH... [--script FILE]
+  tests/nixos/run.py TEST.nix --nixpkgs DIR --handoff BUILD=PATH... --bin NAME=PATH...
+                    [--python-packages DIR] [--script FILE]
   tests/nixos/run.py --list
   tests/nixos/run.py --image
 
 --handoff gives the handoff binary built with HANDOFF_BUILD_ID=BUILD (the
 nix/package.nix builds the tests name: nix, v2); --bin the other workspace
-binaries by package name (hello, loadgen). --script runs another script
+binaries by package name (hello, loadgen); --python-packages a
+site-packages directory (of Debian's Python's version) holding what the
+scripts' Python environments (python3.withPackages) take, e.g. aioquic from
+PyPI. --script runs another script
 text on the test's nodes (the suite proves with it that a failing assertion
 fails the run). --list prints, as JSON, each test and why it cannot run here
 (null when it runs); --image builds the nodes' image if needed and prints
@@ -183,6 +187,7 @@ def main() -> int:
     parser.add_argument("--handoff", action="append", default=[])
     parser.add_argument("--bin", action="append", default=[])
     parser.add_argument("--script")
+    parser.add_argument("--python-packages")
     # The real driver's option and default: the whole run ends after this.
     parser.add_argument("--global-timeout", type=int, default=60 * 60)
     args = parser.parse_args()
@@ -200,9 +205,15 @@ def main() -> int:
         return 2
     if not args.nixpkgs:
         parser.error("--nixpkgs DIR (the unpacked nixpkgs-eval subset) is required")
-    binaries = Binaries(pairs(args.handoff, "--handoff"), pairs(args.bin, "--bin"))
+    python_packages = Path(args.python_packages) if args.python_packages else None
+    if python_packages is not None and not python_packages.is_dir():
+        parser.error(f"--python-packages {python_packages}: not a directory")
+    binaries = Binaries(pairs(args.handoff, "--handoff"), pairs(args.bin, "--bin"), python_packages)
 
-    rendered = nix_eval(str(ROOT / ".ci/vm-test-scripts.nix"))[args.test]
+    # Read-write, as Nix evaluates a test: a file of this repository the
+    # script names (`${../../tests/clients/h3_clients.py}`) is added to
+    # the host's store, whence build_store copies it for the nodes.
+    rendered = nix_eval("--read-write-mode", str(ROOT / ".ci/vm-test-scripts.nix"))[args.test]
     script = Path(args.script).read_text() if args.script else rendered["source"]
     evaluated = nix_eval(
         str(ROOT / "nix/eval/vm-test.nix"), "--arg", "nixpkgs", args.nixpkgs, "--argstr", "file", args.test
