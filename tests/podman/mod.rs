@@ -103,33 +103,19 @@ fn script(path: &str, args: &[&str], env: &[(&str, &str)]) {
 }
 
 /// What the suite puts in images and in the VM tests' stand-in packages,
-/// built by one cargo invocation in Cargo.toml's suite profile (release
-/// code without LTO, incremental, in target/suite): one feature
-/// resolution for all of them, so no dependency is built twice, and a
+/// built by tests/build-suite (one cargo invocation in Cargo.toml's suite
+/// profile: release code without LTO, incremental, in target/suite); a
 /// second call (another test binary's) finds everything fresh at once.
 /// `build_id` is bin/handoff's HANDOFF_BUILD_ID (None: none); another id
 /// recompiles that binary alone, in seconds. The directory they are in.
 pub fn suite_binaries(build_id: Option<&str>) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root())
-        .args(["build", "--profile", "suite", "--locked"])
-        .args(["-p", "actix-handoff", "-p", "loadgen"])
-        .args(["--bin", "handoff", "--bin", "loadgen"])
-        .args([
-            "--example",
-            "hello",
-            "--example",
-            "notes",
-            "--example",
-            "live",
-        ]);
+    let mut cmd = Command::new(root().join("tests/build-suite"));
     match build_id {
         Some(id) => cmd.env("HANDOFF_BUILD_ID", id),
         None => cmd.env_remove("HANDOFF_BUILD_ID"),
     };
-    let status = cmd.status().expect("cargo");
-    assert!(status.success(), "cargo build --profile suite failed");
+    let status = cmd.status().expect("tests/build-suite");
+    assert!(status.success(), "tests/build-suite failed");
     root().join("target/suite")
 }
 
