@@ -387,12 +387,33 @@ fn a_stop_answers_what_it_took_then_ends_each_connection_with_h3_no_error() {
         return;
     };
     let service = Service::start(&[("HANDOFF__SERVER__KEEP_ALIVE", "30s")]);
+    let (pid, seen) = stop_under_an_h3_request(&python, &service, 600);
+    assert_eq!(seen["delayed_status"], "200", "{seen}");
+    assert_eq!(seen["close_code"], 0x100, "{seen}");
+    let after = seen["closed_after_s"].as_f64().unwrap();
+    assert!(after < 5.0, "closed {after} s after the stop: {seen}");
+    assert!(
+        wait_gone(pid, Duration::from_secs(5)),
+        "pid {pid} still runs"
+    );
+    drop(service.proc);
+}
+
+/// tests/clients/h3_stop.py against `service`: once its `GET
+/// /delay/DELAY_MS` is under way, SIGTERM to the process it reached. That
+/// pid, and the client's report (what became of the request, the close it
+/// heard within 20 s).
+fn stop_under_an_h3_request(
+    python: &str,
+    service: &Service,
+    delay_ms: u32,
+) -> (u32, serde_json::Value) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
-    let mut client = Command::new(&python)
+    let mut client = Command::new(python)
         .arg(script)
         .args(["127.0.0.1", &service.port.to_string()])
         .arg(&service.cert)
-        .args(["600", "20"])
+        .args([&delay_ms.to_string(), "20"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -409,16 +430,8 @@ fn a_stop_answers_what_it_took_then_ends_each_connection_with_h3_no_error() {
     let report = next();
     let seen: serde_json::Value =
         serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report:?}"));
-    assert_eq!(seen["delayed_status"], "200", "{seen}");
-    assert_eq!(seen["close_code"], 0x100, "{seen}");
-    let after = seen["closed_after_s"].as_f64().unwrap();
-    assert!(after < 5.0, "closed {after} s after the stop: {seen}");
-    assert!(
-        wait_gone(pid, Duration::from_secs(5)),
-        "pid {pid} still runs"
-    );
     let _ = client.wait();
-    drop(service.proc);
+    (pid, seen)
 }
 
 #[test]
@@ -436,29 +449,8 @@ fn a_request_cut_at_the_drain_timeout_ends_its_connection_with_h3_no_error() {
         ("HANDOFF__SERVER__KEEP_ALIVE", "30s"),
         ("HANDOFF__SERVER__DRAIN_TIMEOUT", "1s"),
     ]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
     // A request of 8 s, cut 1 s after the stop.
-    let mut client = Command::new(&python)
-        .arg(script)
-        .args(["127.0.0.1", &service.port.to_string()])
-        .arg(&service.cert)
-        .args(["8000", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the HTTP/3 client starts");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(client.stdout.take().unwrap()));
-    let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
-    let pid: u32 = next()
-        .strip_prefix("pid ")
-        .and_then(|p| p.parse().ok())
-        .expect("the client names the pid it reached");
-    assert_eq!(next(), "waiting");
-    // SAFETY: kill(2) to the process the client just reached.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
-    let report = next();
-    let seen: serde_json::Value =
-        serde_json::from_str(&report).unwrap_or_else(|e| panic!("{e}: {report:?}"));
+    let (pid, seen) = stop_under_an_h3_request(&python, &service, 8000);
     assert_eq!(seen["delayed_status"], serde_json::Value::Null, "{seen}");
     assert_eq!(seen["close_code"], 0x100, "no CONNECTION_CLOSE: {seen}");
     let after = seen["closed_after_s"].as_f64().unwrap();
@@ -467,7 +459,6 @@ fn a_request_cut_at_the_drain_timeout_ends_its_connection_with_h3_no_error() {
         wait_gone(pid, Duration::from_secs(5)),
         "pid {pid} still runs"
     );
-    let _ = client.wait();
     drop(service.proc);
 }
 
