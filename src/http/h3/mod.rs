@@ -559,17 +559,9 @@ async fn respond(
     // finished, a stream would end with no head or a cut body, which a
     // client takes for a broken server (h3's closes the whole connection)
     // or, without a length, for the whole answer.
-    match timeout(send_timeout, send.send_response(head)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "HTTP/3 response head not sent; stream reset");
-            send.stop_stream(Code::H3_INTERNAL_ERROR);
-            return;
-        }
-        Err(_) => {
-            send.stop_stream(Code::H3_REQUEST_CANCELLED);
-            return;
-        }
+    let outcome = timeout(send_timeout, send.send_response(head)).await;
+    if !sent_or_reset(send, outcome, "head") {
+        return;
     }
     let empty = head_only || matches!(size, BodySize::None | BodySize::Sized(0));
     if !empty {
@@ -587,21 +579,36 @@ async fn respond(
                 }
             };
             // send_data waits until QUIC took it all: the client's window.
-            match timeout(send_timeout, send.send_data(chunk)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "HTTP/3 response body not sent; stream reset");
-                    send.stop_stream(Code::H3_INTERNAL_ERROR);
-                    return;
-                }
-                Err(_) => {
-                    send.stop_stream(Code::H3_REQUEST_CANCELLED);
-                    return;
-                }
+            let outcome = timeout(send_timeout, send.send_data(chunk)).await;
+            if !sent_or_reset(send, outcome, "body") {
+                return;
             }
         }
     }
     let _ = send.finish().await;
+}
+
+/// Whether a part of the answer (`what`: head, body) went out within
+/// `server.send_timeout`; if not, the stream is reset: H3_INTERNAL_ERROR
+/// when sending failed, H3_REQUEST_CANCELLED when the client did not read
+/// it in time.
+fn sent_or_reset(
+    send: &mut SendHalf,
+    outcome: Result<Result<(), h3::error::StreamError>, tokio::time::error::Elapsed>,
+    what: &str,
+) -> bool {
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "HTTP/3 response {what} not sent; stream reset");
+            send.stop_stream(Code::H3_INTERNAL_ERROR);
+            false
+        }
+        Err(_) => {
+            send.stop_stream(Code::H3_REQUEST_CANCELLED);
+            false
+        }
+    }
 }
 
 /// An answer's head as h3 takes it (the `http` crate of version 1).
