@@ -81,18 +81,24 @@ fn binaries() -> &'static Binaries {
 
 /// The site-packages directory of the Python with aioquic that tests/run
 /// installs (`HANDOFF_H3_PYTHON`): the stand-in for the HTTPS test's
-/// `python3.withPackages (ps: [ ps.aioquic ])`. None without one.
-fn h3_site_packages() -> Option<PathBuf> {
-    let python = support::clients::H3Clients::python()?;
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import aioquic, os; print(os.path.dirname(os.path.dirname(aioquic.__file__)))",
-        ])
-        .output()
-        .ok()?;
-    let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    (out.status.success() && dir.is_dir()).then_some(dir)
+/// `python3.withPackages (ps: [ ps.aioquic ])`. None without one. Asked
+/// of Python once per test binary.
+fn h3_site_packages() -> Option<&'static Path> {
+    static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let python = support::clients::H3Clients::python()?;
+            let out = Command::new(python)
+                .args([
+                    "-c",
+                    "import aioquic, os; print(os.path.dirname(os.path.dirname(aioquic.__file__)))",
+                ])
+                .output()
+                .ok()?;
+            let dir = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+            (out.status.success() && dir.is_dir()).then_some(dir)
+        })
+        .as_deref()
 }
 
 /// Runs `test` (a file of nix/tests/), or `script` on its nodes: the exit
