@@ -462,6 +462,61 @@ fn a_request_cut_at_the_drain_timeout_ends_its_connection_with_h3_no_error() {
     drop(service.proc);
 }
 
+/// One slow upload by `tests/clients/h3_upload.py`: `size` bytes in
+/// `pieces` pieces `pause` seconds apart, POSTed to `path`; what it reports.
+fn slow_upload(
+    python: &str,
+    service: &Service,
+    size: usize,
+    pieces: u32,
+    pause: f64,
+    path: &str,
+) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_upload.py");
+    let out = Command::new(python)
+        .arg(script)
+        .args(["127.0.0.1", &service.port.to_string()])
+        .arg(&service.cert)
+        .args([size.to_string(), pieces.to_string(), pause.to_string()])
+        .arg(path)
+        .output()
+        .expect("the HTTP/3 client runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(report)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn an_answer_that_leaves_the_upload_unread_arrives_whole() {
+    // RFC 9114 §4.1: a server may answer before the request's body is in,
+    // then ask the client to stop sending it. A handler that never reads
+    // the body (a 405 here) and one that gives up on it (the echo's own
+    // 1 s body timeout, the client pausing 3 s) both answer while pieces
+    // are still on their way. The server once took the stream back from
+    // h3-quinn while a read was pending, which panics: the request's task
+    // died and the client saw its stream end without an answer.
+    let test = "an_answer_that_leaves_the_upload_unread_arrives_whole";
+    let Some(python) = h3_python(test) else {
+        return;
+    };
+    let service = Service::start(&[("HANDOFF__SERVER__CLIENT_BODY_TIMEOUT", "1s")]);
+    let unread = slow_upload(&python, &service, 65536, 8, 0.25, "/");
+    let stalled = slow_upload(&python, &service, 65536, 2, 3.0, "/echo");
+    println!("unread {unread}\nstalled {stalled}");
+    for (seen, status) in [(&unread, "405"), (&stalled, "408")] {
+        assert_eq!(seen["status"], status, "{seen}");
+        assert_eq!(seen["error"], serde_json::Value::Null, "{seen}");
+        // Told once to stop sending, after the answer (with quinn's code
+        // 0: h3-quinn 0.0.10 cannot give another while a read is pending).
+        let stops = seen["stops"].as_array().expect("a list of codes");
+        assert_eq!(stops.len(), 1, "{seen}");
+    }
+    let log = service.proc.stderr_now();
+    assert!(!log.contains("panicked"), "{log}");
+    drop(service.proc);
+}
+
 #[test]
 fn an_upload_to_a_process_two_reloads_old_is_answered_after_the_one_between_left() {
     // Datagrams for the oldest process travel newest -> middle -> oldest.
@@ -587,6 +642,10 @@ fn quinn_h3_clients_lose_nothing_across_ten_reloads() {
             report.failures(10)
         ),
     );
+    // A task that panics drops its stream, which then ends without an
+    // answer: the log says why (it once did, 1 run in 10).
+    let log = service.proc.stderr_now();
+    assert!(!log.contains("panicked"), "{log}");
     report.assert_clean(1000);
     // Every generation answered over HTTP/3.
     let served = loadgen::pids_in_order(&report.samples);

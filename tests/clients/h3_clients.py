@@ -41,7 +41,11 @@ from aioquic.asyncio.protocol import QuicConnectionProtocol
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic import events as quic_events
 from aioquic.quic.events import ConnectionTerminated, StreamDataReceived, StreamReset
+
+# Reported since aioquic 1.0; older ones never say.
+StopSendingReceived = getattr(quic_events, "StopSendingReceived", ())
 
 H3_REQUEST_REJECTED = 0x10B
 
@@ -91,6 +95,8 @@ class Client(QuicConnectionProtocol):
         self.server_uni = {}
         self.goaway_ids = []
         self.answered = []
+        # The codes of the server's STOP_SENDING frames, in order.
+        self.stops = []
 
     def note_goaway_ids(self, stream_id, data):
         """Reads GOAWAY frames (type 7) on the server's control stream (the
@@ -123,6 +129,8 @@ class Client(QuicConnectionProtocol):
         return sum(1 for stream in self.answered if stream >= last)
 
     def quic_event_received(self, event):
+        if isinstance(event, StopSendingReceived):
+            self.stops.append(event.error_code)
         if isinstance(event, StreamDataReceived) and event.stream_id % 4 == 3:
             self.note_goaway_ids(event.stream_id, event.data)
         if isinstance(event, ConnectionTerminated):

@@ -23,7 +23,7 @@
 //! `server.keep_alive` with no request open; flow control windows
 //! (`quic::transport`) bound the request bodies it holds.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
@@ -250,6 +250,7 @@ async fn serve_connection<S, B>(
                     let service = service.clone();
                     let answer_of = answering.begin();
                     let refuse_from = refuse_from.clone();
+                    let unread_wait = linger_after_answers(connection);
                     actix_web::rt::spawn(async move {
                         let _answer_of = answer_of;
                         let Ok(Ok((request, mut stream))) =
@@ -258,11 +259,14 @@ async fn serve_connection<S, B>(
                             return;
                         };
                         if stream.id().into_inner() >= refuse_from.get() {
+                            // The head came from a read that returned:
+                            // h3-quinn holds the stream, so stopping it
+                            // cannot panic (see `finish_unread`).
                             stream.stop_sending(Code::H3_REQUEST_REJECTED);
                             stream.stop_stream(Code::H3_REQUEST_REJECTED);
                             return;
                         }
-                        answer(request, stream, peer, service, limits).await;
+                        answer(request, stream, peer, service, limits, unread_wait).await;
                     });
                 }
                 // The connection ended (its client closed it, or it went
@@ -389,20 +393,24 @@ impl Drop for AnswerUnderWay {
     }
 }
 
-/// One request: to the `App` as actix-http's request, the answer back.
+/// One request: to the `App` as actix-http's request, the answer back;
+/// then what is left of a body the `App` did not read is awaited for at
+/// most `unread_wait` (`finish_unread`).
 async fn answer<S, B>(
     request: http1::Request<()>,
     stream: h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
     peer: SocketAddr,
     service: Rc<S>,
     limits: Limits,
+    unread_wait: Duration,
 ) where
     S: Service<Request, Response = Response<B>, Error = actix_web::Error> + 'static,
     B: MessageBody + 'static,
 {
     let (mut send, recv) = stream.split();
     let head_only = request.method() == http1::Method::HEAD;
-    let Some(req) = to_actix(request, recv, peer, limits.body_timeout) else {
+    let unread = Unread::default();
+    let Some(req) = to_actix(request, recv, peer, limits.body_timeout, unread.clone()) else {
         send.stop_stream(Code::H3_MESSAGE_ERROR);
         return;
     };
@@ -411,6 +419,43 @@ async fn answer<S, B>(
         Err(e) => Response::from(e),
     };
     respond(response, &mut send, head_only, limits.send_timeout).await;
+    let left = unread.borrow_mut().take();
+    if let Some(recv) = left {
+        finish_unread(recv, unread_wait).await;
+    }
+}
+
+/// Where a body the `App` did not read to its end waits for its answer to
+/// go out.
+type Unread = Rc<RefCell<Option<RecvHalf>>>;
+
+/// The most of an unread body `finish_unread` reads: the stream's flow
+/// control window (`quic::transport`).
+const UNREAD_MAX: usize = 1 << 20;
+
+/// What is left of a body the answer, now out, did not need: read and
+/// dropped until its end, for at most `wait` and [`UNREAD_MAX`] bytes (a
+/// GET's end can arrive after its answer went out, when datagrams are
+/// forwarded); a body not over by then is dropped, and quinn asks its
+/// client to stop sending it (RFC 9114 §4.1 allows an answer before the
+/// whole request). The code of that STOP_SENDING is quinn's 0, not
+/// H3_NO_ERROR: h3-quinn 0.0.10 keeps the stream inside a pending read,
+/// any read may leave it there, and asking for another code then panics
+/// (hyperium/h3#330, #361; the request's task died with it, and its
+/// client saw the stream end without an answer).
+async fn finish_unread(mut recv: RecvHalf, wait: Duration) {
+    let mut left = UNREAD_MAX;
+    let read = async {
+        while let Ok(Some(mut piece)) = poll_fn(|cx| recv.poll_recv_data(cx)).await {
+            let n = piece.remaining();
+            piece.advance(n);
+            left = left.saturating_sub(n);
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = timeout(wait, read).await;
 }
 
 /// The h3 request as actix-http's, its body read as the handler reads it.
@@ -421,12 +466,14 @@ fn to_actix(
     recv: RecvHalf,
     peer: SocketAddr,
     body_timeout: Duration,
+    unread: Unread,
 ) -> Option<Request> {
     let (parts, ()) = request.into_parts();
     let body = Body {
-        recv,
+        recv: Some(recv),
         deadline: Some(Box::pin(sleep(body_timeout))),
-        done: false,
+        end: None,
+        unread,
     };
     let mut req = Request::with_payload(Payload::Stream {
         payload: Box::pin(body) as actix_http::BoxedPayloadStream,
@@ -470,25 +517,37 @@ fn to_actix(
 /// A request body, ending in an error for the handler if it is not complete
 /// within `server.client_body_timeout` (and the same grace as HTTP/1.1's).
 struct Body {
-    recv: RecvHalf,
+    /// None once dropped unread: then in `unread`, for after the answer.
+    recv: Option<RecvHalf>,
     deadline: Option<Pin<Box<Sleep>>>,
-    done: bool,
+    /// How reading ended; None while it goes on.
+    end: Option<BodyEnd>,
+    unread: Unread,
+}
+
+#[derive(Clone, Copy)]
+enum BodyEnd {
+    /// Read to its end, or failed: nothing is left to stop.
+    Whole,
+    /// Not complete within the body timeout: what is left is for
+    /// `finish_unread`.
+    TimedOut,
 }
 
 impl FuturesStream for Body {
     type Item = Result<Bytes, actix_http::error::PayloadError>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let (None, Some(recv)) = (this.end, this.recv.as_mut()) else {
             return Poll::Ready(None);
-        }
-        let polled = self.recv.poll_recv_data(cx);
+        };
+        let polled = recv.poll_recv_data(cx);
         if polled.is_pending()
-            && let Some(deadline) = self.deadline.as_mut()
+            && let Some(deadline) = this.deadline.as_mut()
             && deadline.as_mut().poll(cx).is_ready()
         {
-            self.done = true;
-            self.recv.stop_sending(Code::H3_REQUEST_INCOMPLETE);
+            this.end = Some(BodyEnd::TimedOut);
             return Poll::Ready(Some(Err(actix_http::error::PayloadError::Io(
                 std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -502,12 +561,12 @@ impl FuturesStream for Body {
                 Poll::Ready(Some(Ok(bytes)))
             }
             Poll::Ready(Ok(None)) => {
-                self.done = true;
-                self.deadline = None;
+                this.end = Some(BodyEnd::Whole);
+                this.deadline = None;
                 Poll::Ready(None)
             }
             Poll::Ready(Err(e)) => {
-                self.done = true;
+                this.end = Some(BodyEnd::Whole);
                 Poll::Ready(Some(Err(actix_http::error::PayloadError::Io(
                     std::io::Error::other(e.to_string()),
                 ))))
@@ -518,27 +577,30 @@ impl FuturesStream for Body {
 }
 
 impl Drop for Body {
-    /// An answer that did not read the whole body tells the client to stop
-    /// sending it, with HTTP/3's code (quinn's own would be 0, no H3 code).
-    /// But first what has already arrived is read: a GET's stream ends with
-    /// its head, and a STOP_SENDING for a stream the client has finished
-    /// is one some clients take as the end of the whole stream, answer
-    /// included (aioquic up to 1.3 discards it).
+    /// A body the handler did not read to its end waits in `unread` for
+    /// the answer (`finish_unread`). But first what has already arrived is
+    /// read: a GET's stream ends with its head, and a stream the client
+    /// has finished is one not to ask it to stop (some clients take that
+    /// for the end of the whole stream, answer included: aioquic up to 1.3
+    /// discards it).
     fn drop(&mut self) {
-        if self.done {
+        if matches!(self.end, Some(BodyEnd::Whole)) {
             return;
         }
+        let Some(mut recv) = self.recv.take() else {
+            return;
+        };
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // Bounded: what has arrived is within the stream's flow control
         // window, and nothing more arrives while this runs.
         loop {
-            match self.recv.poll_recv_data(&mut cx) {
+            match recv.poll_recv_data(&mut cx) {
                 Poll::Ready(Ok(Some(_))) => {}
                 Poll::Ready(Ok(None) | Err(_)) => return,
                 Poll::Pending => break,
             }
         }
-        self.recv.stop_sending(Code::H3_NO_ERROR);
+        *self.unread.borrow_mut() = Some(recv);
     }
 }
 
