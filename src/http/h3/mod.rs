@@ -250,7 +250,7 @@ async fn serve_connection<S, B>(
                     let service = service.clone();
                     let answer_of = answering.begin();
                     let refuse_from = refuse_from.clone();
-                    let unread_wait = linger_after_answers(connection);
+                    let unread_wait = linger_after_answers(connection).min(UNREAD_WAIT_MAX);
                     actix_web::rt::spawn(async move {
                         let _answer_of = answer_of;
                         let Ok(Ok((request, mut stream))) =
@@ -258,10 +258,10 @@ async fn serve_connection<S, B>(
                         else {
                             return;
                         };
-                        if stream.id().into_inner() >= refuse_from.get() {
+                        if stream.send_id().into_inner() >= refuse_from.get() {
                             // The head came from a read that returned:
                             // h3-quinn holds the stream, so stopping it
-                            // cannot panic (see `finish_unread`).
+                            // cannot panic (see `discard`).
                             stream.stop_sending(Code::H3_REQUEST_REJECTED);
                             stream.stop_stream(Code::H3_REQUEST_REJECTED);
                             return;
@@ -394,8 +394,8 @@ impl Drop for AnswerUnderWay {
 }
 
 /// One request: to the `App` as actix-http's request, the answer back;
-/// then what is left of a body the `App` did not read is awaited for at
-/// most `unread_wait` (`finish_unread`).
+/// what is left of a body the `App` did not read is read and dropped
+/// meanwhile (`discard`), and for at most `unread_wait` after the answer.
 async fn answer<S, B>(
     request: http1::Request<()>,
     stream: h3::server::RequestStream<h3_quinn::BidiStream<Bytes>, Bytes>,
@@ -418,10 +418,29 @@ async fn answer<S, B>(
         Ok(response) => response.map_into_boxed_body(),
         Err(e) => Response::from(e),
     };
-    respond(response, &mut send, head_only, limits.send_timeout).await;
+    // Taken before the answer: a body still held by the App (in its
+    // answer, say) goes when it is dropped, stopped by quinn.
     let left = unread.borrow_mut().take();
-    if let Some(recv) = left {
-        finish_unread(recv, unread_wait).await;
+    let Some(recv) = left else {
+        respond(response, &mut send, head_only, limits.send_timeout).await;
+        return;
+    };
+    // The unread bytes hold the connection's flow control window (4 MiB)
+    // until read: read beside the answer, other requests' uploads on the
+    // connection go on.
+    let mut rest = pin!(discard(recv));
+    let mut answering = pin!(respond(response, &mut send, head_only, limits.send_timeout));
+    tokio::select! {
+        whole = &mut answering => {
+            // A failed answer leaves nothing to wait for: the body is
+            // dropped at once.
+            if whole {
+                let _ = timeout(unread_wait, rest).await;
+            }
+        }
+        () = &mut rest => {
+            answering.await;
+        }
     }
 }
 
@@ -429,33 +448,33 @@ async fn answer<S, B>(
 /// go out.
 type Unread = Rc<RefCell<Option<RecvHalf>>>;
 
-/// The most of an unread body `finish_unread` reads: the stream's flow
-/// control window (`quic::transport`).
+/// The longest an unread body is waited for after its answer.
+const UNREAD_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// The most of an unread body `discard` reads: the stream's flow control
+/// window (`quic::transport`).
 const UNREAD_MAX: usize = 1 << 20;
 
-/// What is left of a body the answer, now out, did not need: read and
-/// dropped until its end, for at most `wait` and [`UNREAD_MAX`] bytes (a
-/// GET's end can arrive after its answer went out, when datagrams are
-/// forwarded); a body not over by then is dropped, and quinn asks its
-/// client to stop sending it (RFC 9114 §4.1 allows an answer before the
-/// whole request). The code of that STOP_SENDING is quinn's 0, not
-/// H3_NO_ERROR: h3-quinn 0.0.10 keeps the stream inside a pending read,
-/// any read may leave it there, and asking for another code then panics
-/// (hyperium/h3#330, #361; the request's task died with it, and its
-/// client saw the stream end without an answer).
-async fn finish_unread(mut recv: RecvHalf, wait: Duration) {
+/// What is left of a body the answer does not need, read and dropped until
+/// its end or [`UNREAD_MAX`] bytes (a GET's end can come after its answer,
+/// when datagrams are being forwarded). A body not over by then is
+/// dropped, and quinn asks its client to stop sending it (RFC 9114 §4.1
+/// allows an answer before the whole request). The code of that
+/// STOP_SENDING is quinn's 0, not H3_NO_ERROR (an unknown code counts as
+/// H3_NO_ERROR, RFC 9114 §8.1): h3-quinn 0.0.10 keeps the stream inside a
+/// pending read, any read through h3 may leave it there, and asking for a
+/// code then panics (hyperium/h3#330, #361; the request's task died with
+/// it, and its client saw the stream end without an answer).
+async fn discard(mut recv: RecvHalf) {
     let mut left = UNREAD_MAX;
-    let read = async {
-        while let Ok(Some(mut piece)) = poll_fn(|cx| recv.poll_recv_data(cx)).await {
-            let n = piece.remaining();
-            piece.advance(n);
-            left = left.saturating_sub(n);
-            if left == 0 {
-                break;
-            }
+    while let Ok(Some(mut piece)) = poll_fn(|cx| recv.poll_recv_data(cx)).await {
+        let n = piece.remaining();
+        piece.advance(n);
+        left = left.saturating_sub(n);
+        if left == 0 {
+            return;
         }
-    };
-    let _ = timeout(wait, read).await;
+    }
 }
 
 /// The h3 request as actix-http's, its body read as the handler reads it.
@@ -530,7 +549,7 @@ enum BodyEnd {
     /// Read to its end, or failed: nothing is left to stop.
     Whole,
     /// Not complete within the body timeout: what is left is for
-    /// `finish_unread`.
+    /// `discard`.
     TimedOut,
 }
 
@@ -578,7 +597,7 @@ impl FuturesStream for Body {
 
 impl Drop for Body {
     /// A body the handler did not read to its end waits in `unread` for
-    /// the answer (`finish_unread`). But first what has already arrived is
+    /// the answer (`discard`). But first what has already arrived is
     /// read: a GET's stream ends with its head, and a stream the client
     /// has finished is one not to ask it to stop (some clients take that
     /// for the end of the whole stream, answer included: aioquic up to 1.3
@@ -604,18 +623,19 @@ impl Drop for Body {
     }
 }
 
-/// Sends the answer on its stream, as fast as the client reads it.
+/// Sends the answer on its stream, as fast as the client reads it;
+/// whether it went out whole.
 async fn respond(
     response: Response<BoxBody>,
     send: &mut SendHalf,
     head_only: bool,
     send_timeout: Duration,
-) {
+) -> bool {
     let (response, body) = response.into_parts();
     let mut size = body.size();
     let Some(head) = to_h3(&head_of(&response, &mut size)) else {
         send.stop_stream(Code::H3_INTERNAL_ERROR);
-        return;
+        return false;
     };
     // Every way out without a whole answer resets the stream: dropped, or
     // finished, a stream would end with no head or a cut body, which a
@@ -623,7 +643,7 @@ async fn respond(
     // or, without a length, for the whole answer.
     let outcome = timeout(send_timeout, send.send_response(head)).await;
     if !sent_or_reset(send, outcome, "head") {
-        return;
+        return false;
     }
     let empty = head_only || matches!(size, BodySize::None | BodySize::Sized(0));
     if !empty {
@@ -637,17 +657,17 @@ async fn respond(
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "response body failed; stream reset");
                     send.stop_stream(Code::H3_INTERNAL_ERROR);
-                    return;
+                    return false;
                 }
             };
             // send_data waits until QUIC took it all: the client's window.
             let outcome = timeout(send_timeout, send.send_data(chunk)).await;
             if !sent_or_reset(send, outcome, "body") {
-                return;
+                return false;
             }
         }
     }
-    let _ = send.finish().await;
+    send.finish().await.is_ok()
 }
 
 /// Whether a part of the answer (`what`: head, body) went out within
