@@ -17,7 +17,7 @@
 # Machines without a registry make one with containers/make-base-image.sh.
 # SKIP_CARGO_BUILD=1 uses what target/PROFILE (target/release) already holds.
 # The test suite builds with --profile suite (Cargo.toml: release without
-# LTO), so that its builds never replace what target/release holds.
+# optimization), so that its builds never replace what target/release holds.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

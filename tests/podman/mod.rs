@@ -104,7 +104,7 @@ fn script(path: &str, args: &[&str], env: &[(&str, &str)]) {
 
 /// What the suite puts in images and in the VM tests' stand-in packages,
 /// built by tests/build-suite (one cargo invocation in Cargo.toml's suite
-/// profile: release code without LTO, incremental, in target/suite); a
+/// profile: release semantics unoptimized, incremental, in target/suite); a
 /// second call (another test binary's) finds everything fresh at once.
 /// `build_id` is bin/handoff's HANDOFF_BUILD_ID (None: none); another id
 /// recompiles that binary alone, in seconds. The directory they are in.
