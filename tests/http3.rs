@@ -408,11 +408,7 @@ fn stop_under_an_h3_request(
     service: &Service,
     delay_ms: u32,
 ) -> (u32, serde_json::Value) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
-    let mut client = Command::new(python)
-        .arg(script)
-        .args(["127.0.0.1", &service.port.to_string()])
-        .arg(&service.cert)
+    let mut client = h3_script(python, "h3_stop.py", service)
         .args([&delay_ms.to_string(), "20"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -472,15 +468,31 @@ fn slow_upload(
     pause: f64,
     path: &str,
 ) -> serde_json::Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_upload.py");
-    let out = Command::new(python)
-        .arg(script)
-        .args(["127.0.0.1", &service.port.to_string()])
-        .arg(&service.cert)
+    let out = h3_script(python, "h3_upload.py", service)
         .args([size.to_string(), pieces.to_string(), pause.to_string()])
         .arg(path)
         .output()
         .expect("the HTTP/3 client runs");
+    last_json(&out)
+}
+
+/// `python` running tests/clients/`script`, a one-shot client, against
+/// `service`: its address and certificate, the script's own arguments to
+/// follow.
+fn h3_script(python: &str, script: &str, service: &Service) -> Command {
+    let mut cmd = Command::new(python);
+    cmd.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/clients")
+            .join(script),
+    )
+    .args(["127.0.0.1", &service.port.to_string()])
+    .arg(&service.cert);
+    cmd
+}
+
+/// A one-shot client's report: the JSON object on its last line.
+fn last_json(out: &std::process::Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(report)
@@ -528,12 +540,8 @@ fn an_upload_to_a_process_two_reloads_old_is_answered_after_the_one_between_left
         return;
     };
     let service = Service::start(&[]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_upload.py");
     // 192 KiB over 7 s: under way past the middle process's standby (2 s).
-    let mut client = Command::new(&python)
-        .arg(script)
-        .args(["127.0.0.1", &service.port.to_string()])
-        .arg(&service.cert)
+    let mut client = h3_script(&python, "h3_upload.py", &service)
         .args(["196608", "70", "0.1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -666,18 +674,11 @@ fn an_answer_slower_than_keep_alive_arrives_and_an_idle_connection_ends_with_h3_
         return;
     };
     let service = Service::start(&[("HANDOFF__SERVER__KEEP_ALIVE", "1s")]);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/h3_stop.py");
-    let out = Command::new(&python)
-        .arg(script)
-        .args(["127.0.0.1", &service.port.to_string()])
-        .arg(&service.cert)
+    let out = h3_script(&python, "h3_stop.py", &service)
         .args(["2500", "10"])
         .output()
         .expect("the HTTP/3 client runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = stdout.lines().last().unwrap_or_default();
-    let seen: serde_json::Value = serde_json::from_str(report)
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    let seen = last_json(&out);
     assert_eq!(seen["delayed_status"], "200", "{seen}");
     assert_eq!(seen["close_code"], 0x100, "{seen}");
     // From the start of the 2.5 s request: its answer, then 1 s idle.
